@@ -1,0 +1,22 @@
+"""The one Dagster Definitions of rl_assets (no ray or torch import at load time)."""
+
+import dagster as dg
+
+from rl_assets import checks
+from rl_assets.assets import evaluation, prices, promotion, training
+from rl_assets.resources import ArtifactStoreResource, GateResource, RayResource, default_artifacts_root
+
+defs = dg.Definitions(
+    assets=dg.load_assets_from_modules([prices, training, evaluation, promotion]),
+    asset_checks=dg.load_asset_checks_from_modules([checks]),
+    resources={
+        "artifacts": ArtifactStoreResource(root=default_artifacts_root()),
+        "ray": RayResource(),
+        "gate_thresholds": GateResource(),
+    },
+    # One process for the whole run: the default multiprocess executor starts a
+    # subprocess per step (each re-imports the code location and, for training,
+    # torch and ray), several seconds per step for no parallelism we could use on
+    # 2 cores; Ray already parallelises inside trained_policy.
+    executor=dg.in_process_executor,
+)

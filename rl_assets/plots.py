@@ -1,0 +1,67 @@
+"""PNG pictures for the UI: training curve, equity, drawdown and position."""
+
+import base64
+import io
+from pathlib import Path
+
+import numpy as np
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    _figure().close(fig)
+    data = buf.getvalue()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(data)
+    return base64.b64encode(data).decode()
+
+
+def markdown_image(b64: str, alt: str) -> str:
+    return f"![{alt}](data:image/png;base64,{b64})"
+
+
+def training_curve(history: list[dict], best_iteration: int, path: Path) -> str:
+    """Train return and validation Sharpe per iteration; returns the PNG as base64."""
+    plt = _figure()
+    it = [r["iteration"] for r in history]
+    fig, ax1 = plt.subplots(figsize=(7, 3.2))
+    ax1.plot(it, [r["train/episode_return_mean"] for r in history], "o-", color="tab:blue")
+    ax1.set_xlabel("iteration")
+    ax1.set_ylabel("train episode return (mean)", color="tab:blue")
+    ax2 = ax1.twinx()
+    ax2.plot(it, [r["validation/sharpe"] for r in history], "s-", color="tab:orange")
+    ax2.set_ylabel("validation Sharpe", color="tab:orange")
+    ax2.axvline(best_iteration, color="grey", linestyle="--", label="best checkpoint")
+    ax2.legend(loc="lower right")
+    fig.suptitle("Training curve")
+    return _save(fig, path)
+
+
+def report_figure(dates, curves: dict[str, np.ndarray], positions: np.ndarray, path: Path) -> str:
+    """Equity of policy vs baselines, the policy's drawdown and position, on validation."""
+    from rl_assets.rl.metrics import drawdown_curve, equity_curve
+
+    plt = _figure()
+    fig, axes = plt.subplots(3, 1, figsize=(8, 7), sharex=True, height_ratios=[3, 1.5, 1])
+    for name, rets in curves.items():
+        axes[0].plot(dates, equity_curve(rets), label=name)
+    axes[0].set_ylabel("equity (start 1.0)")
+    axes[0].legend()
+    axes[0].set_title("Validation: policy vs baselines")
+    axes[1].fill_between(dates, drawdown_curve(curves["policy"]), 0, color="tab:red", alpha=0.4)
+    axes[1].set_ylabel("policy drawdown")
+    axes[2].step(dates, positions, where="post")
+    axes[2].set_ylabel("position")
+    axes[2].set_yticks([-1, 0, 1])
+    fig.autofmt_xdate()
+    return _save(fig, path)

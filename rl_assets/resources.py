@@ -1,0 +1,44 @@
+"""Resources: where artifacts live, how to reach Ray, and the gate's thresholds."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from rl_assets import constants
+from rl_assets.registry import Registry
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_artifacts_root() -> str:
+    return os.environ.get(constants.ARTIFACTS_ENV_VAR) or str(
+        REPO_ROOT / constants.DEFAULT_ARTIFACTS_DIR
+    )
+
+
+class ArtifactStoreResource(dg.ConfigurableResource):
+    """Checkpoints, reports and the champion registry live under ``root``."""
+
+    root: str
+
+    def run_dir(self, run_id: str) -> Path:
+        return Path(self.root) / "runs" / run_id
+
+    def registry(self) -> Registry:
+        return Registry(Path(self.root) / "registry")
+
+
+class RayResource(dg.ConfigurableResource):
+    """Empty ``address`` (and no ``RAY_ADDRESS``) starts a local Ray for the run and stops it
+    afterwards; an address joins that cluster and leaves it running."""
+
+    address: str = ""
+    num_cpus: int = 0
+
+
+class GateResource(dg.ConfigurableResource):
+    """Thresholds of the promotion gate, shared by the blocking checks and `promoted_policy`."""
+
+    min_validation_sharpe: float = constants.MIN_VALIDATION_SHARPE
+    min_margin_over_buy_and_hold: float = constants.MIN_SHARPE_MARGIN_OVER_BUY_AND_HOLD

@@ -1,0 +1,89 @@
+"""Checkpoints that are complete or absent: temp dir, manifest last, atomic rename, pointer files."""
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+MANIFEST = "manifest.json"
+TMP_MARK = ".tmp-"
+
+
+def write_json_atomically(path: Path, payload: Any) -> None:
+    """Write JSON to ``path`` so a reader sees the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}{TMP_MARK}{uuid.uuid4().hex}")
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish_directory(
+    dest: Path, fill: Callable[[Path], None], manifest: dict[str, Any]
+) -> Path:
+    """Create ``dest`` atomically: ``fill`` writes into a hidden temp dir, the manifest
+    goes in last, then one rename makes it visible. ``dest`` must not exist yet."""
+    dest = Path(dest)
+    if dest.exists():
+        raise FileExistsError(f"{dest} already exists; checkpoints are never overwritten")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f"{TMP_MARK}{dest.name}-{uuid.uuid4().hex}")
+    try:
+        tmp.mkdir()
+        fill(tmp)
+        write_json_atomically(tmp / MANIFEST, manifest)
+        os.rename(tmp, dest)
+        _fsync_dir(dest.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def is_complete(checkpoint: Path) -> bool:
+    """A checkpoint is complete when it is not a temp dir and holds its manifest."""
+    checkpoint = Path(checkpoint)
+    return (
+        checkpoint.is_dir()
+        and not checkpoint.name.startswith(TMP_MARK)
+        and (checkpoint / MANIFEST).is_file()
+    )
+
+
+def read_manifest(checkpoint: Path) -> dict[str, Any]:
+    checkpoint = Path(checkpoint)
+    if not is_complete(checkpoint):
+        raise FileNotFoundError(
+            f"{checkpoint} is not a complete checkpoint (no {MANIFEST}); "
+            "it may be from a run that was killed; retrain to produce a new one"
+        )
+    return json.loads((checkpoint / MANIFEST).read_text())
+
+
+def remove_stale_temp_dirs(root: Path) -> list[Path]:
+    """Delete temp dirs left by a killed writer; return what was removed."""
+    root = Path(root)
+    removed = []
+    if root.is_dir():
+        for child in root.iterdir():
+            if child.name.startswith(TMP_MARK) or TMP_MARK in child.name:
+                if child.is_dir():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+                removed.append(child)
+    return removed

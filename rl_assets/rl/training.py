@@ -1,0 +1,389 @@
+"""PPO (Ray RLlib, torch) on TradingEnv with validation-Sharpe early stopping.
+
+What it does: trains until about ``target_episodes`` episodes have completed across
+all env runners, rolls the greedy policy out on the validation prices after every
+iteration, keeps the best checkpoint by validation Sharpe (written atomically) and
+stops early when validation stops improving.
+
+Run it alone (no Dagster)::
+
+    python -m rl_assets.rl.training
+
+Expect, on the default generated momentum prices on 2 CPU cores: 13 iterations of
+about 1 s after 6-9 s of Ray start-up, and a validation Sharpe well above
+buy-and-hold's.
+"""
+
+import contextlib
+import math
+import os
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from rl_assets.rl import checkpoints
+from rl_assets.rl.early_stopping import EarlyStopping
+from rl_assets.rl.env import TradingEnv, rollout, constant_policy
+from rl_assets.rl.metrics import sharpe_ratio
+
+RL_MODULE_SUBDIR = Path("learner_group") / "learner" / "rl_module" / "default_policy"
+
+
+@dataclass
+class TrainingSpec:
+    """Everything that decides a training run; recorded with every checkpoint."""
+
+    window: int = 10
+    episode_length: int = 252
+    transaction_cost: float = 0.0002
+    action_set: str = "short_flat_long"
+    target_episodes: int = 100
+    num_env_runners: int = 0
+    num_envs_per_env_runner: int = 4
+    train_batch_size: int = 2016
+    minibatch_size: int = 256
+    num_epochs: int = 5
+    lr: float = 1e-3
+    gamma: float = 0.9
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
+    seed: int = 0
+    patience: int = 3
+    min_iterations: int = 5
+    max_iterations: int = 30
+    min_improvement: float = 0.0
+    risk_free_rate: float = 0.0
+
+    def env_config(self) -> dict[str, Any]:
+        return {
+            "window": self.window,
+            "episode_length": self.episode_length,
+            "transaction_cost": self.transaction_cost,
+            "action_set": self.action_set,
+        }
+
+
+def plan_budget(spec: TrainingSpec) -> dict[str, Any]:
+    """Derived numbers, computed once: episodes per iteration and iterations to the target.
+
+    Every iteration samples ``train_batch_size`` env steps in total (spread over
+    ``max(1, num_env_runners) * num_envs_per_env_runner`` envs); every episode is
+    ``episode_length`` steps, so on average ``train_batch_size / episode_length``
+    episodes complete per iteration.
+    """
+    if spec.target_episodes < 1:
+        raise ValueError(f"target_episodes={spec.target_episodes}; it must be at least 1")
+    if spec.train_batch_size < spec.episode_length:
+        raise ValueError(
+            f"train_batch_size={spec.train_batch_size} is smaller than one episode "
+            f"(episode_length={spec.episode_length}); raise train_batch_size to at least "
+            f"{spec.episode_length} or shorten episode_length"
+        )
+    if spec.minibatch_size > spec.train_batch_size:
+        raise ValueError(
+            f"minibatch_size={spec.minibatch_size} exceeds train_batch_size="
+            f"{spec.train_batch_size}; lower minibatch_size"
+        )
+    if spec.num_env_runners < 0 or spec.num_envs_per_env_runner < 1:
+        raise ValueError(
+            f"num_env_runners={spec.num_env_runners}, num_envs_per_env_runner="
+            f"{spec.num_envs_per_env_runner}; use >= 0 runners and >= 1 env per runner"
+        )
+    per_iteration = spec.train_batch_size / spec.episode_length
+    needed = math.ceil(spec.target_episodes / per_iteration)
+    if needed < spec.min_iterations:
+        raise ValueError(
+            f"target_episodes={spec.target_episodes} is reached after {needed} iteration(s) "
+            f"({per_iteration:.2f} episodes each), fewer than min_iterations="
+            f"{spec.min_iterations}; raise target_episodes or lower min_iterations/train_batch_size"
+        )
+    return {
+        "episodes_per_iteration": per_iteration,
+        "iterations_for_target": needed,
+        "max_iterations": min(spec.max_iterations, needed),
+        "env_steps_per_iteration": spec.train_batch_size,
+        "parallel_envs": max(1, spec.num_env_runners) * spec.num_envs_per_env_runner,
+    }
+
+
+def simulate_episodes_per_iteration(
+    spec: TrainingSpec, train_closes: np.ndarray, iterations: int = 3
+) -> float:
+    """Measure episodes per iteration by replaying RLlib's sampling schedule on the real env.
+
+    Each of the parallel envs steps ``train_batch_size / parallel_envs`` times per
+    iteration (random actions; episode ends do not depend on actions) and episodes
+    continue across iterations, as RLlib's env runners do.
+    """
+    plan = plan_budget(spec)
+    n_envs = plan["parallel_envs"]
+    steps_each = math.ceil(spec.train_batch_size / n_envs)
+    envs = [TradingEnv({**spec.env_config(), "closes": train_closes}) for _ in range(n_envs)]
+    for k, env in enumerate(envs):
+        env.reset(seed=spec.seed + k)
+        env.action_space.seed(spec.seed + k)
+    done = 0
+    for _ in range(iterations):
+        for env in envs:
+            for _ in range(steps_each):
+                _, _, term, trunc, _ = env.step(env.action_space.sample())
+                if term or trunc:
+                    done += 1
+                    env.reset()
+    return done / iterations
+
+
+def with_history(train_closes: np.ndarray, validation_closes: np.ndarray, window: int) -> np.ndarray:
+    """Validation closes preceded by the last ``window + 1`` train closes.
+
+    The first validation decision is taken at the last train close and sees only
+    past returns; every validation day's return is traded exactly once.
+    """
+    train_closes = np.asarray(train_closes, dtype=np.float64)
+    if len(train_closes) < window + 1:
+        raise ValueError(
+            f"train split has {len(train_closes)} rows; the validation window needs "
+            f"{window + 1} rows of history before it"
+        )
+    return np.concatenate([train_closes[-(window + 1) :], np.asarray(validation_closes)])
+
+
+def greedy_policy(module) -> Callable[[np.ndarray], int]:
+    """The deterministic (argmax) action of an RLlib torch RLModule."""
+    import torch
+
+    def act(obs: np.ndarray) -> int:
+        with torch.no_grad():
+            out = module.forward_inference({"obs": torch.as_tensor(obs[None])})
+        return int(out["action_dist_inputs"][0].argmax())
+
+    return act
+
+
+def load_policy(checkpoint: Path) -> Callable[[np.ndarray], int]:
+    """Restore the policy network of a complete checkpoint (no Ray runtime needed).
+
+    RLlib checkpoints contain pickles: only load checkpoints this project wrote.
+    """
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    checkpoints.read_manifest(checkpoint)  # refuses incomplete checkpoints
+    module = RLModule.from_checkpoint(str(Path(checkpoint) / RL_MODULE_SUBDIR))
+    return greedy_policy(module)
+
+
+def evaluate(policy, closes: np.ndarray, spec: TrainingSpec) -> dict[str, Any]:
+    """Greedy rollout over ``closes``: daily net returns, positions and Sharpe."""
+    returns, positions = rollout(policy, closes, spec.env_config())
+    return {
+        "returns": returns,
+        "positions": positions,
+        "sharpe": sharpe_ratio(returns, spec.risk_free_rate),
+    }
+
+
+def buy_and_hold(closes: np.ndarray, spec: TrainingSpec) -> dict[str, Any]:
+    return evaluate(constant_policy(spec.env_config(), 1.0), closes, spec)
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[str]:
+    """Use a running Ray (already initialised, or ``address``/``RAY_ADDRESS``), else start a
+    local one without dashboard and shut it down afterwards. Yields how Ray was reached."""
+    import ray
+
+    if ray.is_initialized():
+        yield "existing-session"
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        ray.init(address=address, log_to_driver=False)
+        try:
+            yield f"cluster:{address}"
+        finally:
+            ray.shutdown()  # disconnects; the cluster keeps running
+        return
+    ray.init(
+        num_cpus=num_cpus or os.cpu_count() or 1,
+        include_dashboard=False,
+        log_to_driver=False,
+    )
+    try:
+        yield "local"
+    finally:
+        ray.shutdown()
+
+
+def build_ppo_config(spec: TrainingSpec, train_closes: np.ndarray):
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    return (
+        PPOConfig()
+        .environment(TradingEnv, env_config={**spec.env_config(), "closes": train_closes})
+        .env_runners(
+            num_env_runners=spec.num_env_runners,
+            num_envs_per_env_runner=spec.num_envs_per_env_runner,
+            rollout_fragment_length="auto",
+        )
+        .training(
+            train_batch_size=spec.train_batch_size,
+            minibatch_size=spec.minibatch_size,
+            num_epochs=spec.num_epochs,
+            lr=spec.lr,
+            gamma=spec.gamma,
+        )
+        .rl_module(model_config={"fcnet_hiddens": list(spec.hidden_sizes)})
+        .reporting(metrics_num_episodes_for_smoothing=10)
+        .debugging(seed=spec.seed, log_level="ERROR")
+    )
+
+
+def library_versions() -> dict[str, str]:
+    import gymnasium
+    import ray
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "ray": ray.__version__,
+        "torch": torch.__version__,
+        "gymnasium": gymnasium.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def train_ppo(
+    spec: TrainingSpec,
+    train_closes: np.ndarray,
+    validation_closes: np.ndarray,
+    checkpoint_root: Path,
+    data_version: str = "",
+    log: Callable[[str], None] = print,
+    ray_address: str | None = None,
+) -> dict[str, Any]:
+    """Train, early-stop on validation Sharpe, keep the best checkpoint; return a summary.
+
+    ``validation_closes`` must already carry ``window + 1`` rows of past history
+    (see ``with_history``). The best checkpoint lies under ``checkpoint_root`` and
+    ``checkpoint_root / "best.json"`` points at it.
+    """
+    from ray.rllib.utils.metrics import (
+        ENV_RUNNER_RESULTS,
+        EPISODE_RETURN_MEAN,
+        NUM_ENV_STEPS_SAMPLED_LIFETIME,
+        NUM_EPISODES,
+    )
+
+    plan = plan_budget(spec)
+    min_rows = spec.window + spec.episode_length + 1
+    if len(train_closes) < min_rows:
+        raise ValueError(
+            f"train split has {len(train_closes)} rows; one episode needs at least {min_rows} "
+            f"(window {spec.window} + episode_length {spec.episode_length} + 1); "
+            "widen the train dates or shorten episode_length"
+        )
+    stopper = EarlyStopping(
+        patience=spec.patience,
+        min_iterations=spec.min_iterations,
+        max_iterations=plan["max_iterations"],
+        min_improvement=spec.min_improvement,
+    )
+    checkpoint_root = Path(checkpoint_root)
+    checkpoint_root.mkdir(parents=True, exist_ok=True)
+    checkpoints.remove_stale_temp_dirs(checkpoint_root)
+    bh = buy_and_hold(validation_closes, spec)
+    versions = library_versions()
+    rows: list[dict[str, Any]] = []
+    best_path: Path | None = None
+    episodes_total = 0
+    started = time.perf_counter()
+    with ray_session(ray_address) as ray_mode:
+        algo = build_ppo_config(spec, np.asarray(train_closes, dtype=np.float64)).build_algo()
+        try:
+            while not stopper.should_stop:
+                t0 = time.perf_counter()
+                result = algo.train()
+                runner = result.get(ENV_RUNNER_RESULTS, {})
+                episodes = int(runner.get(NUM_EPISODES, 0))
+                episodes_total += episodes
+                train_return = runner.get(EPISODE_RETURN_MEAN, float("nan"))
+                val = evaluate(greedy_policy(algo.get_module()), validation_closes, spec)
+                improved = stopper.update(
+                    val["sharpe"], budget_reached=episodes_total >= spec.target_episodes
+                )
+                row = {
+                    "iteration": stopper.iteration,
+                    "episodes": episodes,
+                    "episodes_total": episodes_total,
+                    "env_steps_total": int(result.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0)),
+                    "train/episode_return_mean": float(train_return),
+                    "validation/sharpe": val["sharpe"],
+                    "seconds": time.perf_counter() - t0,
+                }
+                rows.append(row)
+                if improved:
+                    manifest = {
+                        "iteration": stopper.iteration,
+                        "validation_sharpe": val["sharpe"],
+                        "data_version": data_version,
+                        "spec": asdict(spec),
+                        "library_versions": versions,
+                        "created_at": time.time(),
+                    }
+                    dest = checkpoint_root / f"iter_{stopper.iteration:04d}"
+                    best_path = checkpoints.publish_directory(
+                        dest, lambda tmp: algo.save_to_path(str(tmp)), manifest
+                    )
+                    checkpoints.write_json_atomically(
+                        checkpoint_root / "best.json", {"checkpoint": best_path.name, **manifest}
+                    )
+                log(
+                    f"iteration {stopper.iteration}: episodes {episodes} "
+                    f"(total {episodes_total}/{spec.target_episodes}), train return "
+                    f"{train_return:.3f}, validation Sharpe {val['sharpe']:.3f}"
+                    f"{' (new best)' if improved else ''}, {row['seconds']:.2f}s"
+                )
+        finally:
+            algo.stop()
+    # Only the best checkpoint is kept; older bests are superseded.
+    for old in checkpoint_root.glob("iter_*"):
+        if old != best_path:
+            shutil.rmtree(old, ignore_errors=True)
+    first_episodes = rows[0]["episodes"] if rows else 0
+    return {
+        "checkpoint": str(best_path),
+        "best_iteration": stopper.best_iteration,
+        "best_validation_sharpe": stopper.best_score,
+        "stop_reason": stopper.stop_reason,
+        "iterations": stopper.iteration,
+        "episodes_total": episodes_total,
+        "episodes_target": spec.target_episodes,
+        "episodes_error": (episodes_total - spec.target_episodes) / spec.target_episodes,
+        "episodes_first_iteration": first_episodes,
+        "buy_and_hold_validation_sharpe": bh["sharpe"],
+        "history": rows,
+        "plan": plan,
+        "ray": ray_mode,
+        "num_env_runners": spec.num_env_runners,
+        "seconds": time.perf_counter() - started,
+        "spec": asdict(spec),
+        "library_versions": versions,
+    }
+
+
+if __name__ == "__main__":  # pragma: no cover - manual entry point
+    import tempfile
+
+    from rl_assets.constants import TRAIN_END, TRAIN_START, VALIDATION_END, VALIDATION_START
+    from rl_assets.synthetic import generate_prices
+
+    prices = generate_prices("2019-01-01", VALIDATION_END)
+    train = prices.loc[TRAIN_START:TRAIN_END, "close"].to_numpy()
+    val = prices.loc[VALIDATION_START:VALIDATION_END, "close"].to_numpy()
+    spec = TrainingSpec()
+    out = train_ppo(spec, train, with_history(train, val, spec.window), Path(tempfile.mkdtemp()))
+    print({k: v for k, v in out.items() if k not in ("history", "spec")})
