@@ -1,18 +1,15 @@
-"""Asset checks, one property each: the data schema and the promotion gate."""
+"""The promotion gate as blocking asset checks on trained_policy, one property each."""
 
 from typing import Any
 
 import dagster as dg
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 
 from rl_assets import gate
-from rl_assets.assets.prices import raw_prices
 from rl_assets.assets.training import trained_policy
 from rl_assets.resources import GateResource
 from rl_assets.rl.training import with_history
-from rl_assets.schemas import RawPrices, failure_summary
 
 _SPLITS = {
     "train_prices": dg.AssetIn("train_prices"),
@@ -20,28 +17,9 @@ _SPLITS = {
 }
 
 
-@dg.asset_check(asset=raw_prices, blocking=True)
-def raw_prices_schema_valid(raw_prices: pd.DataFrame) -> dg.AssetCheckResult:
-    """Every row satisfies the RawPrices schema (lazy: all failures are listed)."""
-    try:
-        RawPrices.validate(raw_prices, lazy=True)
-    except pa.errors.SchemaErrors as err:
-        summary = failure_summary(err)
-        return dg.AssetCheckResult(
-            passed=False,
-            metadata={
-                "observed": f"{summary['failure_count']} failing cells",
-                "threshold": "0 failing cells",
-                "failing_rules": dg.MetadataValue.json(summary["rules"]),
-                "first_failing_rows": dg.MetadataValue.json(summary["first_failing_rows"]),
-            },
-        )
-    return dg.AssetCheckResult(
-        passed=True, metadata={"observed": f"{len(raw_prices)} rows valid", "threshold": "0 failing cells"}
-    )
-
-
-def validation_closes(candidate: dict[str, Any], train_prices: pd.DataFrame, validation_prices: pd.DataFrame) -> np.ndarray:
+def validation_closes(
+    candidate: dict[str, Any], train_prices: pd.DataFrame, validation_prices: pd.DataFrame
+) -> np.ndarray:
     return with_history(
         train_prices["close"].to_numpy(),
         validation_prices["close"].to_numpy(),
@@ -72,7 +50,9 @@ def trained_policy_beats_buy_and_hold(
     """The restored policy's validation Sharpe beats buy-and-hold's by the configured margin."""
     closes = validation_closes(trained_policy, train_prices, validation_prices)
     return _result(
-        gate.beats_buy_and_hold(trained_policy, closes, gate_thresholds.min_margin_over_buy_and_hold)
+        gate.beats_buy_and_hold(
+            trained_policy, closes, gate_thresholds.min_margin_over_buy_and_hold
+        )
     )
 
 
@@ -86,5 +66,7 @@ def trained_policy_validation_sharpe_at_least_minimum(
     """The restored policy's validation Sharpe is at least the configured minimum."""
     closes = validation_closes(trained_policy, train_prices, validation_prices)
     return _result(
-        gate.validation_sharpe_at_least(trained_policy, closes, gate_thresholds.min_validation_sharpe)
+        gate.validation_sharpe_at_least(
+            trained_policy, closes, gate_thresholds.min_validation_sharpe
+        )
     )

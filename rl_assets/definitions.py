@@ -2,13 +2,18 @@
 
 import dagster as dg
 
-from rl_assets import checks
+from rl_assets import checks, data_checks
 from rl_assets.assets import evaluation, prices, promotion, training
-from rl_assets.resources import ArtifactStoreResource, GateResource, RayResource, default_artifacts_root
+from rl_assets.resources import (
+    ArtifactStoreResource,
+    GateResource,
+    RayResource,
+    default_artifacts_root,
+)
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules([prices, training, evaluation, promotion]),
-    asset_checks=dg.load_asset_checks_from_modules([checks]),
+    asset_checks=dg.load_asset_checks_from_modules([data_checks, checks]),
     resources={
         "artifacts": ArtifactStoreResource(root=default_artifacts_root()),
         "ray": RayResource(),

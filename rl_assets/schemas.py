@@ -12,9 +12,13 @@ class RawPrices(pa.DataFrameModel):
         unique=True, description="Trading day; unique and strictly increasing."
     )
     open: Series[float] = pa.Field(gt=0, nullable=False, description="Opening price, > 0.")
-    high: Series[float] = pa.Field(gt=0, nullable=False, description="Day's high, >= open and close.")
+    high: Series[float] = pa.Field(
+        gt=0, nullable=False, description="Day's high, >= open and close."
+    )
     low: Series[float] = pa.Field(gt=0, nullable=False, description="Day's low, <= open and close.")
-    close: Series[float] = pa.Field(gt=0, nullable=False, description="Closing price, > 0; drives returns.")
+    close: Series[float] = pa.Field(
+        gt=0, nullable=False, description="Closing price, > 0; drives returns."
+    )
     volume: Series[float] = pa.Field(ge=0, nullable=False, description="Shares traded, >= 0.")
 
     @pa.dataframe_check(ignore_na=False)

@@ -1,7 +1,5 @@
 """Print what the latest pipeline run did: data, splits, budget, training, gate, champion."""
 
-import json
-
 import dagster as dg
 from dagster import DagsterEventType
 
@@ -26,8 +24,12 @@ def main() -> int:
         print("No trained_policy materialization yet: run `make demo`.")
         return 1
     print("rl_assets demo summary")
-    print(f"  data:        {raw.get('rows')} rows {raw.get('first_date')}..{raw.get('last_date')} ({raw.get('source')})")
-    print(f"  train:       {train.get('rows')} rows {train.get('first_date')}..{train.get('last_date')}")
+    print(
+        f"  data:        {raw.get('rows')} rows {raw.get('first_date')}..{raw.get('last_date')} ({raw.get('source')})"
+    )
+    print(
+        f"  train:       {train.get('rows')} rows {train.get('first_date')}..{train.get('last_date')}"
+    )
     print(f"  validation:  {val.get('rows')} rows {val.get('first_date')}..{val.get('last_date')}")
     print(
         f"  budget:      {budget.get('episodes_per_iteration')} episodes/iteration "
@@ -47,7 +49,9 @@ def main() -> int:
         evaluation = record.dagster_event.event_specific_data
         status = "passed" if evaluation.passed else "FAILED"
         observed = evaluation.metadata.get("observed")
-        print(f"  check:       {evaluation.check_name}: {status} ({getattr(observed, 'value', observed)})")
+        print(
+            f"  check:       {evaluation.check_name}: {status} ({getattr(observed, 'value', observed)})"
+        )
     promoted, promoted_run = _metadata(instance, "promoted_policy")
     if promoted and promoted_run == run_id:
         print(f"  promoted:    yes, {promoted.get('version')} at {promoted.get('checkpoint')}")

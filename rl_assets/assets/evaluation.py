@@ -24,7 +24,9 @@ def summarize(returns: np.ndarray, risk_free_rate: float) -> dict[str, float]:
 def _table(metrics: dict[str, dict[str, float]]) -> str:
     out = "| | Sharpe | total return | max drawdown |\n|---|---:|---:|---:|\n"
     for name, m in metrics.items():
-        out += f"| {name} | {m['sharpe']:.3f} | {m['total_return']:.2%} | {m['max_drawdown']:.2%} |\n"
+        out += (
+            f"| {name} | {m['sharpe']:.3f} | {m['total_return']:.2%} | {m['max_drawdown']:.2%} |\n"
+        )
     return out
 
 

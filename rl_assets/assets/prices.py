@@ -1,17 +1,24 @@
 """Prices: the raw daily bars and the date-based train/validation split."""
 
 import hashlib
+import os
 
 import dagster as dg
 import pandas as pd
 
 from rl_assets import constants
+from rl_assets.sources import PRICES_FILE_ENV_VAR, load_prices
 from rl_assets.synthetic import generate_prices
 
 
 class RawPricesConfig(dg.Config):
-    """The embedded generator's settings (deterministic for the same values)."""
+    """Where prices come from: a CSV/Parquet file, else the embedded deterministic generator.
 
+    ``source_path`` (or the RL_ASSETS_PRICES_FILE environment variable) names the
+    file; empty means the generator with the settings below.
+    """
+
+    source_path: str = ""
     seed: int = constants.GENERATOR_SEED
     structure: str = "momentum"
     autocorrelation: float = 0.2
@@ -25,15 +32,23 @@ def content_hash(df: pd.DataFrame) -> str:
 
 
 @dg.asset(group_name=constants.DATA_GROUP, kinds={"pandas"})
-def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig) -> dg.Output[pd.DataFrame]:
-    """Daily OHLCV bars indexed by date, from the seeded generator."""
-    df = generate_prices(
-        config.start,
-        config.end,
-        seed=config.seed,
-        structure=config.structure,
-        autocorrelation=config.autocorrelation,
-    )
+def raw_prices(
+    context: dg.AssetExecutionContext, config: RawPricesConfig
+) -> dg.Output[pd.DataFrame]:
+    """Daily OHLCV bars indexed by date, from a user's file or the seeded generator."""
+    path = config.source_path or os.environ.get(PRICES_FILE_ENV_VAR, "")
+    if path:
+        df = load_prices(path)
+        source = str(path)
+    else:
+        df = generate_prices(
+            config.start,
+            config.end,
+            seed=config.seed,
+            structure=config.structure,
+            autocorrelation=config.autocorrelation,
+        )
+        source = f"generator(seed={config.seed}, structure={config.structure})"
     version = content_hash(df)
     context.log.info(f"raw_prices: {len(df)} rows {df.index[0].date()}..{df.index[-1].date()}")
     return dg.Output(
@@ -43,7 +58,7 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig) -> dg
             "rows": len(df),
             "first_date": str(df.index[0].date()),
             "last_date": str(df.index[-1].date()),
-            "source": f"generator(seed={config.seed}, structure={config.structure})",
+            "source": source,
             "content_hash": version,
         },
     )

@@ -26,14 +26,20 @@ def promoted_policy(
     closes = validation_closes(trained_policy, train_prices, validation_prices)
     results = [
         gate.restores_and_acts(trained_policy, closes),
-        gate.beats_buy_and_hold(trained_policy, closes, gate_thresholds.min_margin_over_buy_and_hold),
-        gate.validation_sharpe_at_least(trained_policy, closes, gate_thresholds.min_validation_sharpe),
+        gate.beats_buy_and_hold(
+            trained_policy, closes, gate_thresholds.min_margin_over_buy_and_hold
+        ),
+        gate.validation_sharpe_at_least(
+            trained_policy, closes, gate_thresholds.min_validation_sharpe
+        ),
     ]
     failed = [r for r in results if not r.passed]
     registry = artifacts.registry()
     if failed:
         champion = registry.champion()
-        reasons = "; ".join(f"{r.name}: {r.reason} (observed {r.observed}, threshold {r.threshold})" for r in failed)
+        reasons = "; ".join(
+            f"{r.name}: {r.reason} (observed {r.observed}, threshold {r.threshold})" for r in failed
+        )
         raise dg.Failure(
             description=f"candidate {trained_policy['checkpoint']} refused: {reasons}. "
             f"The champion is unchanged ({champion['version'] if champion else 'none yet'}).",

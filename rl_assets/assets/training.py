@@ -114,7 +114,9 @@ def trained_policy(
         log=context.log.info,
         ray_address=ray.address or None,
     )
-    b64 = plots.training_curve(result["history"], result["best_iteration"], run_dir / "training_curve.png")
+    b64 = plots.training_curve(
+        result["history"], result["best_iteration"], run_dir / "training_curve.png"
+    )
     context.log.info(
         f"stopped after {result['iterations']} iterations ({result['stop_reason']}); best "
         f"validation Sharpe {result['best_validation_sharpe']:.3f} at iteration "

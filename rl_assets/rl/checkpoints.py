@@ -4,8 +4,9 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 MANIFEST = "manifest.json"
 TMP_MARK = ".tmp-"
@@ -32,9 +33,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def publish_directory(
-    dest: Path, fill: Callable[[Path], None], manifest: dict[str, Any]
-) -> Path:
+def publish_directory(dest: Path, fill: Callable[[Path], None], manifest: dict[str, Any]) -> Path:
     """Create ``dest`` atomically: ``fill`` writes into a hidden temp dir, the manifest
     goes in last, then one rename makes it visible. ``dest`` must not exist yet."""
     dest = Path(dest)

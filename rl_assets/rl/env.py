@@ -1,6 +1,7 @@
 """A single-asset daily trading env: observations from the past only, costs in the reward."""
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np

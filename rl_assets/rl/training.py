@@ -20,15 +20,16 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
 from rl_assets.rl import checkpoints
 from rl_assets.rl.early_stopping import EarlyStopping
-from rl_assets.rl.env import TradingEnv, rollout, constant_policy
+from rl_assets.rl.env import TradingEnv, constant_policy, rollout
 from rl_assets.rl.metrics import sharpe_ratio
 
 RL_MODULE_SUBDIR = Path("learner_group") / "learner" / "rl_module" / "default_policy"
@@ -137,7 +138,9 @@ def simulate_episodes_per_iteration(
     return done / iterations
 
 
-def with_history(train_closes: np.ndarray, validation_closes: np.ndarray, window: int) -> np.ndarray:
+def with_history(
+    train_closes: np.ndarray, validation_closes: np.ndarray, window: int
+) -> np.ndarray:
     """Validation closes preceded by the last ``window + 1`` train closes.
 
     The first validation decision is taken at the last train close and sees only
