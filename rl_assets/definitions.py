@@ -8,14 +8,13 @@ from rl_assets.resources import (
     ArtifactStoreResource,
     GateResource,
     RayResource,
-    default_artifacts_root,
 )
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules([prices, training, evaluation, promotion]),
     asset_checks=dg.load_asset_checks_from_modules([data_checks, checks]),
     resources={
-        "artifacts": ArtifactStoreResource(root=default_artifacts_root()),
+        "artifacts": ArtifactStoreResource(),
         "ray": RayResource(),
         "gate_thresholds": GateResource(),
     },

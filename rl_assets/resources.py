@@ -18,15 +18,23 @@ def default_artifacts_root() -> str:
 
 
 class ArtifactStoreResource(dg.ConfigurableResource):
-    """Checkpoints, reports and the champion registry live under ``root``."""
+    """Checkpoints, reports and the champion registry live under ``root``.
 
-    root: str
+    Empty ``root`` means $RL_ASSETS_ARTIFACTS, else ``<repo>/artifacts``, resolved at
+    run time (not at code-location load).
+    """
+
+    root: str = ""
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root or default_artifacts_root())
 
     def run_dir(self, run_id: str) -> Path:
-        return Path(self.root) / "runs" / run_id
+        return self.path / "runs" / run_id
 
     def registry(self) -> Registry:
-        return Registry(Path(self.root) / "registry")
+        return Registry(self.path / "registry")
 
 
 class RayResource(dg.ConfigurableResource):

@@ -84,11 +84,6 @@ def plan_budget(spec: TrainingSpec) -> dict[str, Any]:
             f"(episode_length={spec.episode_length}); raise train_batch_size to at least "
             f"{spec.episode_length} or shorten episode_length"
         )
-    if spec.minibatch_size > spec.train_batch_size:
-        raise ValueError(
-            f"minibatch_size={spec.minibatch_size} exceeds train_batch_size="
-            f"{spec.train_batch_size}; lower minibatch_size"
-        )
     if spec.num_env_runners < 0 or spec.num_envs_per_env_runner < 1:
         raise ValueError(
             f"num_env_runners={spec.num_env_runners}, num_envs_per_env_runner="
@@ -282,6 +277,11 @@ def train_ppo(
     )
 
     plan = plan_budget(spec)
+    if spec.minibatch_size > spec.train_batch_size:
+        raise ValueError(
+            f"minibatch_size={spec.minibatch_size} exceeds train_batch_size="
+            f"{spec.train_batch_size}; lower minibatch_size"
+        )
     min_rows = spec.window + spec.episode_length + 1
     if len(train_closes) < min_rows:
         raise ValueError(

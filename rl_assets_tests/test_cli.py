@@ -1,0 +1,129 @@
+"""The real CLI, as a user runs it: `dagster asset materialize --select '*'` with a run-config file."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster import AssetKey, DagsterEventType, DagsterInstance
+
+from rl_assets_tests.conftest import TINY_RUN_CONFIG
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+REPO = Path(__file__).resolve().parents[1]
+DAGSTER = Path(sys.executable).parent / "dagster"
+UP_TO_REPORT = [
+    "raw_prices",
+    "train_prices",
+    "validation_prices",
+    "episodes_per_iteration",
+    "trained_policy",
+    "validation_report",
+]
+CHECKS = {
+    "raw_prices_schema_valid",
+    "trained_policy_restores_and_acts",
+    "trained_policy_beats_buy_and_hold",
+    "trained_policy_validation_sharpe_at_least_minimum",
+}
+
+
+@pytest.mark.parametrize(
+    "extra, expect_promotion",
+    [
+        ({}, True),
+        (
+            {
+                "ops": {"raw_prices": {"config": {"structure": "random_walk"}}},
+                "resources": {"gate_thresholds": {"config": {"min_validation_sharpe": 50.0}}},
+            },
+            False,
+        ),
+    ],
+    ids=["gate-passes", "gate-fails"],
+)
+def test_cli_materializes_the_whole_graph(tmp_path, extra, expect_promotion):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    config = {
+        "ops": {**TINY_RUN_CONFIG["ops"], **extra.get("ops", {})},
+        **({"resources": extra["resources"]} if "resources" in extra else {}),
+    }
+    config_file = tmp_path / "run_config.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "RL_ASSETS_ARTIFACTS": str(tmp_path / "artifacts"),
+    }
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.run(
+        [
+            str(DAGSTER),
+            "asset",
+            "materialize",
+            "--select",
+            "*",
+            "-m",
+            "rl_assets.definitions",
+            "-c",
+            str(config_file),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert (proc.returncode == 0) == expect_promotion, proc.stderr[-3000:]
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        for key in UP_TO_REPORT[:-1]:
+            assert instance.get_latest_materialization_event(AssetKey(key)) is not None, key
+        run_id = instance.get_latest_materialization_event(AssetKey("trained_policy")).run_id
+        evaluations = {
+            r.dagster_event.event_specific_data.check_name: r.dagster_event.event_specific_data.passed
+            for r in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+        }
+        assert set(evaluations) == CHECKS
+        gate_passed = all(evaluations.values())
+        assert gate_passed == expect_promotion
+        report = instance.get_latest_materialization_event(AssetKey("validation_report"))
+        promoted = instance.get_latest_materialization_event(AssetKey("promoted_policy"))
+        # A failed blocking check on trained_policy stops everything downstream in the run.
+        assert (report is not None) == gate_passed
+        assert (promoted is not None) == gate_passed
+    assert (tmp_path / "artifacts/registry/champion.json").exists() == expect_promotion
+
+    if not gate_passed:
+        # The documented way to read a rejected candidate's report: materialize it alone.
+        alone = subprocess.run(
+            [
+                str(DAGSTER),
+                "asset",
+                "materialize",
+                "--select",
+                "validation_report",
+                "-m",
+                "rl_assets.definitions",
+                "-c",
+                str(config_file),
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert alone.returncode == 0, alone.stderr[-3000:]
+        with DagsterInstance.from_config(str(home)) as instance:
+            event = instance.get_latest_materialization_event(AssetKey("validation_report"))
+            assert event is not None
+            meta = event.asset_materialization.metadata
+            assert meta["validation_sharpe"].value < 50.0
+            assert instance.get_latest_materialization_event(AssetKey("promoted_policy")) is None

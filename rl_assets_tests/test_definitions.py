@@ -1,0 +1,51 @@
+"""The code location: exact assets and checks, and a light import."""
+
+import subprocess
+import sys
+
+from rl_assets.definitions import defs
+
+ASSETS = {
+    "raw_prices",
+    "train_prices",
+    "validation_prices",
+    "episodes_per_iteration",
+    "trained_policy",
+    "validation_report",
+    "promoted_policy",
+}
+GATE_CHECKS = {
+    "trained_policy_restores_and_acts",
+    "trained_policy_beats_buy_and_hold",
+    "trained_policy_validation_sharpe_at_least_minimum",
+}
+
+
+def test_assets_are_exactly_the_pipeline():
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == ASSETS
+
+
+def test_gate_checks_are_blocking_and_on_trained_policy():
+    graph = defs.resolve_asset_graph()
+    checks = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
+    assert GATE_CHECKS | {"raw_prices_schema_valid"} <= set(checks)
+    for name in GATE_CHECKS:
+        assert checks[name].asset_key.to_user_string() == "trained_policy"
+        assert checks[name].blocking, name
+    assert checks["raw_prices_schema_valid"].blocking
+
+
+def test_every_asset_has_a_group_and_a_description():
+    for spec in defs.resolve_all_asset_specs():
+        assert spec.group_name in {"data", "training", "evaluation", "promotion"}, spec.key
+        assert spec.description, spec.key
+
+
+def test_code_location_loads_without_ray_or_torch():
+    code = (
+        "import sys, rl_assets.definitions; "
+        "bad = [m for m in ('ray', 'torch', 'ray.rllib') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

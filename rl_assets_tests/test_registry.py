@@ -1,0 +1,90 @@
+"""Checkpoints are complete or absent; the champion pointer switches atomically; rollback."""
+
+import json
+
+import pytest
+
+from rl_assets.registry import Registry, main
+from rl_assets.rl import checkpoints
+
+
+def fake_checkpoint(root, name, sharpe):
+    def fill(tmp):
+        (tmp / "weights.bin").write_bytes(b"w" * 64)
+
+    return checkpoints.publish_directory(root / name, fill, {"validation_sharpe": sharpe})
+
+
+def test_publish_is_all_or_nothing(tmp_path):
+    def fill_then_crash(tmp):
+        (tmp / "half.bin").write_bytes(b"x")
+        raise KeyboardInterrupt  # e.g. the run is cancelled mid-write
+
+    with pytest.raises(KeyboardInterrupt):
+        checkpoints.publish_directory(tmp_path / "ckpt", fill_then_crash, {})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_directory_without_manifest_is_not_a_checkpoint(tmp_path):
+    half = tmp_path / "iter_0003"
+    half.mkdir()
+    (half / "algorithm_state.pkl").write_bytes(b"x")
+    assert not checkpoints.is_complete(half)
+    with pytest.raises(FileNotFoundError, match="not a complete checkpoint"):
+        checkpoints.read_manifest(half)
+
+
+def test_checkpoints_are_never_overwritten(tmp_path):
+    fake_checkpoint(tmp_path, "iter_0001", 1.0)
+    with pytest.raises(FileExistsError):
+        fake_checkpoint(tmp_path, "iter_0001", 2.0)
+
+
+def test_stale_temp_dirs_are_removed(tmp_path):
+    (tmp_path / ".tmp-iter_0002-abc").mkdir()
+    kept = fake_checkpoint(tmp_path, "iter_0001", 1.0)
+    removed = checkpoints.remove_stale_temp_dirs(tmp_path)
+    assert [p.name for p in removed] == [".tmp-iter_0002-abc"]
+    assert checkpoints.is_complete(kept)
+
+
+def test_promote_keeps_history_and_rollback_switches_the_pointer(tmp_path, capsys):
+    registry = Registry(tmp_path / "registry")
+    assert registry.champion() is None
+    first = registry.promote(fake_checkpoint(tmp_path, "a", 1.0), {"validation_sharpe": 1.0})
+    second = registry.promote(fake_checkpoint(tmp_path, "b", 2.0), {"validation_sharpe": 2.0})
+    assert (first["version"], second["version"]) == ("v0001", "v0002")
+    assert registry.champion()["version"] == "v0002"
+    assert registry.versions() == ["v0001", "v0002"]
+    assert (tmp_path / "registry/versions/v0002/weights.bin").read_bytes() == b"w" * 64
+
+    assert main(["--root", str(registry.root), "rollback", "v0001"]) == 0
+    assert "champion is now v0001" in capsys.readouterr().out
+    assert registry.champion()["version"] == "v0001"
+    assert [e["event"] for e in registry.history()] == ["promote", "promote", "rollback"]
+
+
+def test_rollback_to_unknown_version_names_the_choices(tmp_path):
+    registry = Registry(tmp_path / "registry")
+    registry.promote(fake_checkpoint(tmp_path, "a", 1.0), {})
+    with pytest.raises(ValueError, match="'v0009' is not in the registry.*available: v0001"):
+        registry.rollback("v0009")
+
+
+def test_an_incomplete_candidate_is_refused_and_the_champion_kept(tmp_path):
+    registry = Registry(tmp_path / "registry")
+    registry.promote(fake_checkpoint(tmp_path, "a", 1.0), {})
+    half = tmp_path / "half"
+    half.mkdir()
+    with pytest.raises(FileNotFoundError):
+        registry.promote(half, {})
+    assert registry.champion()["version"] == "v0001"
+    assert json.loads(registry.pointer.read_text())["version"] == "v0001"
+
+
+def test_a_torn_history_line_is_skipped(tmp_path):
+    registry = Registry(tmp_path / "registry")
+    registry.promote(fake_checkpoint(tmp_path, "a", 1.0), {})
+    with open(registry.history_file, "a") as f:
+        f.write('{"event": "prom')
+    assert [e["event"] for e in registry.history()] == ["promote"]
