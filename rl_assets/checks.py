@@ -3,13 +3,11 @@
 from typing import Any
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 
 from rl_assets import gate
 from rl_assets.assets.training import trained_policy
-from rl_assets.resources import GateResource
-from rl_assets.rl.training import with_history
+from rl_assets.resources import ArtifactStoreResource, GateResource
 
 _SPLITS = {
     "train_prices": dg.AssetIn("train_prices"),
@@ -17,56 +15,44 @@ _SPLITS = {
 }
 
 
-def validation_closes(
-    candidate: dict[str, Any], train_prices: pd.DataFrame, validation_prices: pd.DataFrame
-) -> np.ndarray:
-    return with_history(
-        train_prices["close"].to_numpy(),
-        validation_prices["close"].to_numpy(),
-        candidate["spec"]["window"],
-    )
-
-
-def _result(r: gate.GateResult) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(passed=bool(r.passed), metadata=r.metadata())
-
-
-@dg.asset_check(asset=trained_policy, blocking=True, additional_ins=_SPLITS)
-def trained_policy_restores_and_acts(
-    trained_policy: dict[str, Any], train_prices: pd.DataFrame, validation_prices: pd.DataFrame
-) -> dg.AssetCheckResult:
-    """The best checkpoint restores and acts deterministically on every validation day."""
-    closes = validation_closes(trained_policy, train_prices, validation_prices)
-    return _result(gate.restores_and_acts(trained_policy, closes))
-
-
-@dg.asset_check(asset=trained_policy, blocking=True, additional_ins=_SPLITS)
-def trained_policy_beats_buy_and_hold(
-    gate_thresholds: GateResource,
-    trained_policy: dict[str, Any],
+def gate_inputs(
+    candidate: dict[str, Any],
     train_prices: pd.DataFrame,
     validation_prices: pd.DataFrame,
-) -> dg.AssetCheckResult:
-    """The restored policy's validation Sharpe beats buy-and-hold's by the configured margin."""
-    closes = validation_closes(trained_policy, train_prices, validation_prices)
-    return _result(
-        gate.beats_buy_and_hold(
-            trained_policy, closes, gate_thresholds.min_margin_over_buy_and_hold
-        )
+    thresholds: GateResource,
+    artifacts: ArtifactStoreResource,
+) -> gate.GateInputs:
+    return gate.GateInputs(
+        candidate=candidate,
+        train_closes=train_prices["close"].to_numpy(),
+        validation_closes_raw=validation_prices["close"].to_numpy(),
+        thresholds=thresholds.thresholds(),
+        champion=artifacts.registry().champion(),
     )
 
 
-@dg.asset_check(asset=trained_policy, blocking=True, additional_ins=_SPLITS)
-def trained_policy_validation_sharpe_at_least_minimum(
-    gate_thresholds: GateResource,
-    trained_policy: dict[str, Any],
-    train_prices: pd.DataFrame,
-    validation_prices: pd.DataFrame,
-) -> dg.AssetCheckResult:
-    """The restored policy's validation Sharpe is at least the configured minimum."""
-    closes = validation_closes(trained_policy, train_prices, validation_prices)
-    return _result(
-        gate.validation_sharpe_at_least(
-            trained_policy, closes, gate_thresholds.min_validation_sharpe
-        )
+def _gate_check(name: str, description: str, evaluate) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=trained_policy,
+        name=f"trained_policy_{name}",
+        description=description,
+        blocking=True,
+        additional_ins=_SPLITS,
     )
+    def _check(
+        gate_thresholds: GateResource,
+        artifacts: ArtifactStoreResource,
+        trained_policy: dict[str, Any],
+        train_prices: pd.DataFrame,
+        validation_prices: pd.DataFrame,
+    ) -> dg.AssetCheckResult:
+        inputs = gate_inputs(
+            trained_policy, train_prices, validation_prices, gate_thresholds, artifacts
+        )
+        result = evaluate(inputs)
+        return dg.AssetCheckResult(passed=bool(result.passed), metadata=result.metadata())
+
+    return _check
+
+
+gate_checks = [_gate_check(name, desc, fn) for name, (desc, fn) in gate.GATES.items()]

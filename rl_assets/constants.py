@@ -25,6 +25,25 @@ MAX_ITERATIONS = 30
 # Gate: the candidate must beat buy-and-hold's validation Sharpe by this margin.
 MIN_SHARPE_MARGIN_OVER_BUY_AND_HOLD = 0.0
 MIN_VALIDATION_SHARPE = 0.0
+# Deflated Sharpe: P(skill) after deflating by the iterations early stopping chose among.
+MIN_DEFLATED_SHARPE = 0.95
+# Train Sharpe may exceed validation Sharpe by at most this much (about 2 standard errors
+# of an annualised Sharpe over one validation year).
+MAX_SHARPE_GAP = 2.0
+MIN_SHARPE_MARGIN_OVER_CHAMPION = 0.0
 
 ARTIFACTS_ENV_VAR = "RL_ASSETS_ARTIFACTS"
 DEFAULT_ARTIFACTS_DIR = "artifacts"
+
+# Data quality (see rl_assets/data_checks.py). Warning checks on raw_prices; the defaults
+# live here and a run can override them with `resources: data_quality: config: ...`.
+MAX_GAP_BUSINESS_DAYS = 5  # missing business days between two rows (exchange holidays: 1-2)
+MAX_UNCHANGED_CLOSES = 5  # consecutive days with exactly the previous close (stale feed)
+MAX_ABS_DAILY_RETURN = 0.25  # |close / previous close - 1| (unadjusted splits show as -50%)
+# Conservative minimum rows per split, checked by price_splits before any training: one
+# episode needs window + episode_length + 1 train rows, re-checked by trained_policy with
+# the real window (episodes_per_iteration config); validation needs a month for a Sharpe.
+MIN_TRAIN_ROWS = 64
+MIN_VALIDATION_ROWS = 20
+# validation_fraction > 0 splits by rows instead of dates (0 means: use the dates).
+VALIDATION_FRACTION = 0.0

@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from rl_assets import constants
+from rl_assets.gate import GateThresholds
 from rl_assets.registry import Registry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -50,3 +51,9 @@ class GateResource(dg.ConfigurableResource):
 
     min_validation_sharpe: float = constants.MIN_VALIDATION_SHARPE
     min_margin_over_buy_and_hold: float = constants.MIN_SHARPE_MARGIN_OVER_BUY_AND_HOLD
+    min_deflated_sharpe: float = constants.MIN_DEFLATED_SHARPE
+    max_sharpe_gap: float = constants.MAX_SHARPE_GAP
+    min_margin_over_champion: float = constants.MIN_SHARPE_MARGIN_OVER_CHAMPION
+
+    def thresholds(self) -> GateThresholds:
+        return GateThresholds(**self.model_dump())

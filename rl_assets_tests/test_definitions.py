@@ -16,8 +16,12 @@ ASSETS = {
 }
 GATE_CHECKS = {
     "trained_policy_restores_and_acts",
-    "trained_policy_beats_buy_and_hold",
+    "trained_policy_weights_finite",
     "trained_policy_validation_sharpe_at_least_minimum",
+    "trained_policy_beats_buy_and_hold",
+    "trained_policy_deflated_sharpe_at_least_confidence",
+    "trained_policy_train_validation_gap_within_limit",
+    "trained_policy_beats_champion",
 }
 
 

@@ -4,8 +4,27 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
-from rl_assets.rl.metrics import drawdown_curve, max_drawdown, sharpe_ratio, total_return
+from rl_assets.rl.metrics import (
+    annualised_return,
+    calmar_ratio,
+    drawdown_curve,
+    hit_rate,
+    max_drawdown,
+    performance,
+    sharpe_ratio,
+    sortino_ratio,
+    total_return,
+    trading_stats,
+    volatility,
+)
+from rl_assets.rl.stats import (
+    bootstrap_sharpe_difference,
+    deflated_sharpe_ratio,
+    expected_max_sharpe,
+    probabilistic_sharpe_ratio,
+)
 
 
 def test_sharpe_by_hand():
@@ -37,3 +56,90 @@ def test_total_return_and_drawdown_by_hand():
 
 def test_drawdown_counts_a_loss_from_the_start():
     assert max_drawdown([-0.1, 0.05]) == pytest.approx(0.1)
+
+
+def test_sortino_by_hand():
+    r = [0.02, -0.01, 0.03, -0.02]
+    downside = math.sqrt((0.01**2 + 0.02**2) / 4)
+    assert sortino_ratio(r) == pytest.approx(np.mean(r) / downside * math.sqrt(252))
+    assert sortino_ratio([0.01, 0.02]) == 0.0  # no downside
+
+
+def test_annualised_return_volatility_and_calmar_by_hand():
+    r = [0.01] * 126  # half a year of +1% days
+    assert annualised_return(r) == pytest.approx(1.01**252 - 1)
+    assert volatility([0.01, -0.01]) == pytest.approx(
+        np.std([0.01, -0.01], ddof=1) * math.sqrt(252)
+    )
+    r2 = [0.10, -0.20, 0.05]
+    assert calmar_ratio(r2) == pytest.approx(annualised_return(r2) / 0.2)
+
+
+def test_trading_stats_and_hit_rate_by_hand():
+    positions = [0, 1, 1, -1, 0, 0]
+    # Changes from flat: 0, 1, 0, 2, 1, 0 -> turnover 4/6, 3 trades; exposure 3/6.
+    assert trading_stats(positions) == {
+        "turnover": pytest.approx(4 / 6),
+        "trades": 3,
+        "exposure": 0.5,
+    }
+    returns = [0.0, 0.01, -0.02, 0.03, 0.0, 0.0]
+    assert hit_rate(returns, positions) == pytest.approx(2 / 3)
+    assert hit_rate([0.01], [0]) == 0.0
+
+
+def test_performance_holds_every_report_metric():
+    perf = performance([0.01, -0.005, 0.002, 0.003], [1, 1, 0, -1])
+    assert set(perf) == {
+        "sharpe",
+        "sortino",
+        "total_return",
+        "annualised_return",
+        "volatility",
+        "max_drawdown",
+        "calmar",
+        "turnover",
+        "trades",
+        "exposure",
+        "hit_rate",
+    }
+
+
+def test_psr_by_hand():
+    rng = np.random.default_rng(1)
+    r = rng.normal(0.001, 0.01, 250)
+    sr = r.mean() / r.std(ddof=1)
+    g3 = stats.skew(r)
+    g4 = stats.kurtosis(r, fisher=False)
+    z = sr * math.sqrt(249) / math.sqrt(1 - g3 * sr + (g4 - 1) / 4 * sr**2)
+    assert probabilistic_sharpe_ratio(r) == pytest.approx(stats.norm.cdf(z))
+    assert probabilistic_sharpe_ratio(np.zeros(10)) == 0.0
+
+
+def test_expected_max_sharpe_by_hand():
+    trials = [0.0, 1.0, 2.0]  # std 1
+    g = 0.5772156649015329
+    expected = (1 - g) * stats.norm.ppf(1 - 1 / 3) + g * stats.norm.ppf(1 - 1 / (3 * math.e))
+    assert expected_max_sharpe(trials) == pytest.approx(expected)
+    assert expected_max_sharpe([0.3]) == 0.0
+
+
+def test_dsr_deflates_by_the_number_and_spread_of_trials():
+    rng = np.random.default_rng(2)
+    r = rng.normal(0.001, 0.01, 250)
+    one = deflated_sharpe_ratio(r, [1.5])
+    assert one["dsr"] == pytest.approx(one["psr"])  # a single trial: nothing to deflate
+    many = deflated_sharpe_ratio(r, np.linspace(-1, 2, 30))
+    assert many["dsr"] < one["dsr"]
+    assert many["trials"] == 30 and many["benchmark_sharpe"] > 0
+
+
+def test_bootstrap_ci_of_sharpe_difference():
+    rng = np.random.default_rng(3)
+    b = rng.normal(0.0, 0.01, 500)
+    same = bootstrap_sharpe_difference(b, b)
+    assert same["low"] == same["high"] == same["difference"] == 0.0
+    better = bootstrap_sharpe_difference(b + 0.003, b)
+    assert 0 < better["low"] <= better["difference"] <= better["high"]
+    with pytest.raises(ValueError, match="equal length"):
+        bootstrap_sharpe_difference(b, b[:-1])

@@ -359,6 +359,7 @@ def train_ppo(
     first_episodes = rows[0]["episodes"] if rows else 0
     return {
         "checkpoint": str(best_path),
+        "data_version": data_version,
         "best_iteration": stopper.best_iteration,
         "best_validation_sharpe": stopper.best_score,
         "stop_reason": stopper.stop_reason,

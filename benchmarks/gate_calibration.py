@@ -1,0 +1,75 @@
+"""Gate calibration: how often the gate promotes on random-walk vs planted-structure data.
+
+    .venv/bin/python -m benchmarks.gate_calibration --seeds 10
+
+Each seed draws new prices (generator seed) and trains with a new training seed, using
+the default TrainingSpec and GateThresholds, with no champion (first promotion).
+Target: at most 1 of 10 random-walk seeds promoted, at least 8 of 10 momentum seeds.
+"""
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from rl_assets import constants, gate
+from rl_assets.rl.training import TrainingSpec, ray_session, train_ppo, with_history
+from rl_assets.synthetic import generate_prices
+
+
+def one(structure: str, seed: int, root: Path) -> dict:
+    prices = generate_prices(
+        constants.GENERATOR_START, constants.GENERATOR_END, seed=1000 + seed, structure=structure
+    )
+    train = prices.loc[constants.TRAIN_START : constants.TRAIN_END, "close"].to_numpy()
+    val = prices.loc[constants.VALIDATION_START : constants.VALIDATION_END, "close"].to_numpy()
+    spec = TrainingSpec(seed=seed)
+    t0 = time.perf_counter()
+    result = train_ppo(
+        spec,
+        train,
+        with_history(train, val, spec.window),
+        root / f"{structure}-{seed}",
+        log=lambda _: None,
+    )
+    candidate = {**result, "spec": result["spec"]}
+    gates = gate.evaluate_all(candidate, train, val, gate.GateThresholds(), champion=None)
+    return {
+        "structure": structure,
+        "seed": seed,
+        "promoted": all(g.passed for g in gates),
+        "failed": [g.name for g in gates if not g.passed],
+        "validation_sharpe": result["best_validation_sharpe"],
+        "buy_and_hold_sharpe": result["buy_and_hold_validation_sharpe"],
+        "dsr": next(g.observed for g in gates if g.name.startswith("deflated")),
+        "iterations": result["iterations"],
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, ray_session():
+        for structure in ("random_walk", "momentum"):
+            for seed in range(args.seeds):
+                row = one(structure, seed, Path(tmp))
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    summary = {
+        s: sum(r["promoted"] for r in rows if r["structure"] == s)
+        for s in ("random_walk", "momentum")
+    }
+    out = {"seeds": args.seeds, "promoted": summary, "rows": rows}
+    if args.out:
+        args.out.write_text(json.dumps(out, indent=2))
+    print(json.dumps(summary))
+    return out
+
+
+if __name__ == "__main__":
+    main()
