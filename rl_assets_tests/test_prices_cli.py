@@ -1,0 +1,111 @@
+"""Bring your own data, end to end: a Yahoo CSV through the CLI, a Parquet file in-process."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from rl_assets import constants
+from rl_assets.definitions import defs
+from rl_assets.resources import ArtifactStoreResource, RayResource
+from rl_assets.sources import PRICES_FILE_ENV_VAR
+from rl_assets.synthetic import generate_prices
+
+REPO = Path(__file__).resolve().parents[1]
+DAGSTER = Path(sys.executable).parent / "dagster"
+
+
+def generated():
+    return generate_prices(constants.GENERATOR_START, constants.GENERATOR_END, seed=7)
+
+
+def with_source(run_config: dict, **raw_config) -> dict:
+    return {**run_config, "ops": {**run_config["ops"], "raw_prices": {"config": raw_config}}}
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_yahoo_csv_through_the_cli(tmp_path, tiny_run_config):
+    prices = generated()
+    yahoo = prices.rename(columns=str.title).rename_axis("Date")
+    yahoo.insert(4, "Adj Close", yahoo["Close"])  # no dividends: adjusted equals close
+    csv = tmp_path / "SPY.csv"
+    yahoo[["Open", "High", "Low", "Close", "Adj Close", "Volume"]].to_csv(csv)
+    assert csv.read_text().startswith("Date,Open,High,Low,Close,Adj Close,Volume\n")
+
+    config = with_source(tiny_run_config, source_path=str(csv), price_column="adj_close")
+    (tmp_path / "run_config.yaml").write_text(yaml.safe_dump(config))
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "RL_ASSETS_ARTIFACTS": str(tmp_path / "artifacts"),
+        "DAGSTER_DISABLE_TELEMETRY": "1",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    env.pop(PRICES_FILE_ENV_VAR, None)
+    # "local": start a private Ray even if a `ray start` cluster runs on this machine
+    # (without it, ray.init joins the cluster recorded in /tmp/ray/ray_current_cluster).
+    env["RAY_ADDRESS"] = "local"
+    command = [
+        str(DAGSTER),
+        "asset",
+        "materialize",
+        "--select",
+        "*",
+        "-m",
+        "rl_assets.definitions",
+        "-c",
+        "run_config.yaml",
+    ]
+    proc = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert "RUN_SUCCESS" in log, log[-4000:]
+
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        raw = instance.get_latest_materialization_event(dg.AssetKey("raw_prices"))
+        meta = raw.asset_materialization.metadata
+        assert meta["source"].value == str(csv)
+        assert meta["price_column"].value == "adj_close"
+        assert meta["rows"].value == len(prices)
+        assert instance.get_latest_materialization_event(dg.AssetKey("promoted_policy"))
+    finally:
+        instance.dispose()
+    assert list((tmp_path / "artifacts" / "registry").iterdir())
+
+
+@pytest.mark.slow
+def test_parquet_through_the_whole_graph(tmp_path, tiny_run_config, monkeypatch):
+    monkeypatch.delenv(PRICES_FILE_ENV_VAR, raising=False)
+    parquet = tmp_path / "prices.parquet"
+    generated().to_parquet(parquet)  # dates in a DatetimeIndex
+    result = dg.materialize(
+        [*defs.assets, *defs.asset_checks],
+        run_config=with_source(tiny_run_config, source_path=str(parquet)),
+        resources={
+            **defs.resources,
+            "artifacts": ArtifactStoreResource(root=str(tmp_path / "artifacts")),
+            # A private local Ray (reused if this session already started one).
+            "ray": RayResource(address="local"),
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert result.success
+    done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert {"raw_prices", "trained_policy", "promoted_policy"} <= done
+    raw = result.asset_materializations_for_node("raw_prices")[0]
+    assert raw.metadata["source"].value == str(parquet)
+    assert raw.metadata["date_source"].value == "index"
+    assert all(e.passed for e in result.get_asset_check_evaluations())
