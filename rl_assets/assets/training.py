@@ -38,6 +38,14 @@ def episodes_per_iteration(
     """Episodes completed per training iteration across all env runners, and iterations to the budget."""
     sampling = config.model_dump()
     spec = TrainingSpec(**sampling)
+    min_rows = spec.window + spec.episode_length + 1
+    if len(train_prices) < min_rows:
+        raise dg.Failure(
+            description=f"train_prices has {len(train_prices)} rows; one episode needs at least "
+            f"{min_rows} (window {spec.window} + episode_length {spec.episode_length} + 1): widen "
+            "the train dates (price_splits config), lower validation_fraction, or shorten "
+            "episode_length"
+        )
     plan = plan_budget(spec)
     measured = simulate_episodes_per_iteration(spec, train_prices["close"].to_numpy())
     value = {**plan, "measured_episodes_per_iteration": measured, "sampling": sampling}

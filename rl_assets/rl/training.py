@@ -58,6 +58,10 @@ class TrainingSpec:
     max_iterations: int = 30
     min_improvement: float = 0.0
     risk_free_rate: float = 0.0
+    # A crashed env runner or sub-environment is rebuilt after this delay (RLlib's
+    # default is 60 s) at most this many times.
+    restart_delay_s: float = 1.0
+    max_restarts: int = 5
 
     def env_config(self) -> dict[str, Any]:
         return {
@@ -206,6 +210,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
             ray.shutdown()  # disconnects; the cluster keeps running
         return
     ray.init(
+        address="local",  # never join a stray `ray start` cluster by accident
         num_cpus=num_cpus or os.cpu_count() or 1,
         include_dashboard=False,
         log_to_driver=False,
@@ -216,12 +221,12 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         ray.shutdown()
 
 
-def build_ppo_config(spec: TrainingSpec, train_closes: np.ndarray):
+def build_ppo_config(spec: TrainingSpec, train_closes: np.ndarray, env_class: type = TradingEnv):
     from ray.rllib.algorithms.ppo import PPOConfig
 
     return (
         PPOConfig()
-        .environment(TradingEnv, env_config={**spec.env_config(), "closes": train_closes})
+        .environment(env_class, env_config={**spec.env_config(), "closes": train_closes})
         .env_runners(
             num_env_runners=spec.num_env_runners,
             num_envs_per_env_runner=spec.num_envs_per_env_runner,
@@ -235,6 +240,12 @@ def build_ppo_config(spec: TrainingSpec, train_closes: np.ndarray):
             gamma=spec.gamma,
         )
         .rl_module(model_config={"fcnet_hiddens": list(spec.hidden_sizes)})
+        .fault_tolerance(
+            restart_failed_env_runners=True,
+            restart_failed_sub_environments=True,
+            max_num_env_runner_restarts=spec.max_restarts,
+            delay_between_env_runner_restarts_s=spec.restart_delay_s,
+        )
         .reporting(metrics_num_episodes_for_smoothing=10)
         .debugging(seed=spec.seed, log_level="ERROR")
     )
@@ -262,6 +273,7 @@ def train_ppo(
     data_version: str = "",
     log: Callable[[str], None] = print,
     ray_address: str | None = None,
+    env_class: type = TradingEnv,
 ) -> dict[str, Any]:
     """Train, early-stop on validation Sharpe, keep the best checkpoint; return a summary.
 
@@ -305,7 +317,9 @@ def train_ppo(
     episodes_total = 0
     started = time.perf_counter()
     with ray_session(ray_address) as ray_mode:
-        algo = build_ppo_config(spec, np.asarray(train_closes, dtype=np.float64)).build_algo()
+        algo = build_ppo_config(
+            spec, np.asarray(train_closes, dtype=np.float64), env_class
+        ).build_algo()
         try:
             while not stopper.should_stop:
                 t0 = time.perf_counter()
