@@ -9,8 +9,18 @@ export RL_ASSETS_ARTIFACTS ?= $(CURDIR)/artifacts
 # No usage stats or telemetry leave the machine.
 export DAGSTER_DISABLE_TELEMETRY := 1
 export RAY_USAGE_STATS_ENABLED := 0
+# Production instance (dagster.postgres.yaml reads only these). Override on the command line
+# or in the environment: make dev-postgres DAGSTER_PG_HOST=db.internal DAGSTER_PG_PASSWORD=...
+PG_DAGSTER_HOME := $(CURDIR)/.dagster_home_pg
+export DAGSTER_PG_HOST ?= 127.0.0.1
+export DAGSTER_PG_PORT ?= 5432
+export DAGSTER_PG_USER ?= postgres
+export DAGSTER_PG_PASSWORD ?=
+export DAGSTER_PG_DB ?= rl_assets
+# Browser tests drive Debian's Chromium through Playwright (never a downloaded browser).
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: install demo test dev lint format bench lock clean
+.PHONY: install demo test dev dev-postgres migrate-postgres pg-database lint format bench lock clean
 
 install: $(STAMP)
 
@@ -29,11 +39,59 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster asset materialize --select '*' -m rl_assets.definitions
 	$(PY) -m rl_assets.summary
 
-test: install
+test: install $(CHROMIUM)
 	$(PY) -m pytest -q -ra rl_assets_tests
+
+# Installed once; as root with apt-get, else say what to install (the browser test then
+# skips locally and fails under CI=true).
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else \
+		echo "the browser tests need $(CHROMIUM): run 'sudo apt-get install -y chromium'" \
+			"(do not run 'playwright install')"; \
+	fi
 
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+$(PG_DAGSTER_HOME)/dagster.yaml: dagster.postgres.yaml
+	mkdir -p $(PG_DAGSTER_HOME)
+	cp dagster.postgres.yaml $@
+
+# Creates database $(DAGSTER_PG_DB) if missing (Dagster creates its tables on first use).
+define CREATE_PG_DB
+import os
+import psycopg2
+from psycopg2 import sql
+
+env = os.environ
+name = env["DAGSTER_PG_DB"]
+conn = psycopg2.connect(
+    host=env["DAGSTER_PG_HOST"], port=env["DAGSTER_PG_PORT"], user=env["DAGSTER_PG_USER"],
+    password=env["DAGSTER_PG_PASSWORD"], dbname="postgres", connect_timeout=10,
+)
+conn.autocommit = True
+with conn.cursor() as cur:
+    cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+    if cur.fetchone() is None:
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        print(f"created database {name}")
+conn.close()
+endef
+export CREATE_PG_DB
+
+pg-database: install
+	$(PY) -c "$$CREATE_PG_DB"
+
+# The UI and the daemon on PostgreSQL storage, bound to localhost only.
+dev-postgres: install $(PG_DAGSTER_HOME)/dagster.yaml pg-database
+	DAGSTER_HOME=$(PG_DAGSTER_HOME) $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+# After upgrading Dagster: bring the PostgreSQL schema up to date (safe to repeat).
+migrate-postgres: install $(PG_DAGSTER_HOME)/dagster.yaml pg-database
+	DAGSTER_HOME=$(PG_DAGSTER_HOME) $(VENV)/bin/dagster instance migrate
 
 lint: install
 	$(VENV)/bin/ruff check rl_assets rl_assets_tests benchmarks
@@ -53,3 +111,4 @@ lock:
 
 clean:
 	rm -rf $(VENV) .dagster_home artifacts .pytest_cache
+	rm -rf .dagster_home_pg test-artifacts

@@ -1,0 +1,249 @@
+"""PostgreSQL instance storage: the real CLI run lands its training metrics in a fresh database."""
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+import yaml
+from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus
+from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
+from psycopg2 import sql
+
+from rl_assets_tests.conftest import TINY_RUN_CONFIG
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+REPO = Path(__file__).resolve().parents[1]
+DAGSTER = Path(sys.executable).parent / "dagster"
+# The server the tests create their database on; the same variables dagster.postgres.yaml reads.
+SERVER = {
+    "host": os.environ.get("DAGSTER_PG_HOST", "127.0.0.1"),
+    "port": os.environ.get("DAGSTER_PG_PORT", "5432"),
+    "user": os.environ.get("DAGSTER_PG_USER", "postgres"),
+    "password": os.environ.get("DAGSTER_PG_PASSWORD", ""),
+}
+REPORT_METRICS = [
+    "validation_sharpe",
+    "buy_and_hold_sharpe",
+    "train_sharpe",
+    "sharpe_gap",
+    "total_return",
+    "max_drawdown",
+]
+
+
+def connect(dbname: str):
+    return psycopg2.connect(dbname=dbname, connect_timeout=5, **SERVER)
+
+
+def finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+@pytest.fixture(scope="module")
+def test_database() -> Iterator[str]:
+    """A fresh database on the real server, dropped afterwards."""
+    try:
+        admin = connect("postgres")
+    except psycopg2.OperationalError as err:
+        reason = (
+            f"PostgreSQL is not reachable at {SERVER['host']}:{SERVER['port']} as "
+            f"{SERVER['user']} ({str(err).strip()}); start the server or set DAGSTER_PG_HOST, "
+            "DAGSTER_PG_PORT, DAGSTER_PG_USER and DAGSTER_PG_PASSWORD"
+        )
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    admin.autocommit = True
+    name = f"rl_assets_test_{uuid.uuid4().hex[:12]}"
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield name
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def pg_env(test_database, tmp_path_factory) -> Iterator[dict[str, str]]:
+    """DAGSTER_HOME holding a copy of dagster.postgres.yaml, and the variables it reads.
+
+    They are also set in this process, so the tests read the instance back the same way.
+    """
+    root = tmp_path_factory.mktemp("postgres_instance")
+    home = root / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.postgres.yaml", home / "dagster.yaml")
+    values = {
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_HOST": SERVER["host"],
+        "DAGSTER_PG_PORT": SERVER["port"],
+        "DAGSTER_PG_USER": SERVER["user"],
+        "DAGSTER_PG_PASSWORD": SERVER["password"],
+        "DAGSTER_PG_DB": test_database,
+        "RL_ASSETS_ARTIFACTS": str(root / "artifacts"),
+        "DAGSTER_DISABLE_TELEMETRY": "1",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in values.items():
+            mp.setenv(key, value)
+        for key in ("RAY_ADDRESS", "RL_ASSETS_PRICES_FILE"):
+            mp.delenv(key, raising=False)
+        yield dict(os.environ)
+
+
+def dagster_cli(env: dict[str, str], *args: str, timeout: int) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(DAGSTER), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(pg_env, tmp_path_factory) -> dict[str, Any]:
+    """Materialize every asset once through the real CLI against the PostgreSQL instance."""
+    config_file = tmp_path_factory.mktemp("run_config") / "cfg.yaml"
+    config_file.write_text(yaml.safe_dump(TINY_RUN_CONFIG))
+    started = time.monotonic()
+    proc = dagster_cli(
+        pg_env,
+        "asset",
+        "materialize",
+        "--select",
+        "*",
+        "-m",
+        "rl_assets.definitions",
+        "-c",
+        str(config_file),
+        timeout=600,
+    )
+    assert proc.returncode == 0, f"dagster asset materialize failed:\n{proc.stderr[-4000:]}"
+    return {"seconds": time.monotonic() - started, "stderr": proc.stderr}
+
+
+@pytest.fixture(scope="module")
+def instance(pg_env, pipeline_run) -> Iterator[DagsterInstance]:
+    """The instance read back from DAGSTER_HOME, as an operator's script would."""
+    with DagsterInstance.get() as inst:
+        yield inst
+
+
+def metadata(instance: DagsterInstance, key: str) -> tuple[dict[str, Any], str]:
+    event = instance.get_latest_materialization_event(AssetKey(key))
+    assert event is not None, f"no materialization of {key} in the PostgreSQL instance"
+    meta = event.asset_materialization.metadata
+    return {k: getattr(v, "value", v) for k, v in meta.items()}, event.run_id
+
+
+def test_every_storage_is_postgres_and_holds_the_run(instance, test_database):
+    assert isinstance(instance.run_storage, PostgresRunStorage)
+    assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+    assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
+    # The rows are in the test database itself, not in some SQLite file next to it.
+    with connect(test_database) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT event FROM event_logs WHERE asset_key = %s AND dagster_event_type = %s",
+            (AssetKey("trained_policy").to_string(), DagsterEventType.ASSET_MATERIALIZATION.value),
+        )
+        rows = cur.fetchall()
+        cur.execute("SELECT status FROM runs")
+        statuses = [r[0] for r in cur.fetchall()]
+    conn.close()
+    assert len(rows) == 1
+    assert '"validation/sharpe"' in rows[0][0]
+    assert statuses == [DagsterRunStatus.SUCCESS.value]
+
+
+def test_run_materialized_every_asset_and_evaluated_every_check(instance):
+    from rl_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    _, run_id = metadata(instance, "trained_policy")
+    assert instance.get_run_by_id(run_id).status == DagsterRunStatus.SUCCESS
+    for key in graph.get_all_asset_keys():
+        event = instance.get_latest_materialization_event(key)
+        assert event is not None and event.run_id == run_id, key
+    evaluations = {
+        r.dagster_event.event_specific_data.asset_check_key: r.dagster_event.event_specific_data
+        for r in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+    }
+    assert set(evaluations) == set(graph.asset_check_keys)
+
+
+def test_per_iteration_training_metrics_are_queryable(instance):
+    policy, _ = metadata(instance, "trained_policy")
+    history = policy["history"]
+    n = policy["iterations"]
+    assert n >= 1
+    assert [row["iteration"] for row in history] == list(range(1, n + 1))
+    for row in history:
+        assert finite(row["validation/sharpe"]), row
+        assert row["episodes"] >= 0 and row["seconds"] > 0, row
+    episodes = [row["episodes"] for row in history]
+    assert [row["episodes_total"] for row in history] == [sum(episodes[: i + 1]) for i in range(n)]
+    steps = [row["env_steps_total"] for row in history]
+    assert steps == sorted(steps) and steps[0] > 0
+    assert policy["episodes_total"] == history[-1]["episodes_total"]
+    best = policy["best_iteration"]
+    assert 1 <= best <= n
+    assert history[best - 1]["validation/sharpe"] == pytest.approx(
+        policy["best_validation_sharpe"], abs=1e-12
+    )
+    assert max(row["validation/sharpe"] for row in history) == pytest.approx(
+        policy["best_validation_sharpe"], abs=1e-12
+    )
+    for key in ("best_validation_sharpe", "buy_and_hold_validation_sharpe", "seconds"):
+        assert finite(policy[key]), key
+
+
+def test_validation_report_metrics_are_queryable(instance):
+    report, report_run = metadata(instance, "validation_report")
+    policy, policy_run = metadata(instance, "trained_policy")
+    assert report_run == policy_run
+    for key in REPORT_METRICS:
+        assert finite(report[key]), (key, report.get(key))
+    assert report["sharpe_gap"] == pytest.approx(
+        report["train_sharpe"] - report["validation_sharpe"], abs=1e-9
+    )
+    # The report restores the best checkpoint: the same greedy policy on the same days.
+    assert report["validation_sharpe"] == pytest.approx(policy["best_validation_sharpe"], abs=1e-6)
+    assert "| policy |" in report["metrics"]
+
+
+def test_instance_migrate_on_the_populated_database(pg_env, instance, test_database):
+    proc = dagster_cli(pg_env, "instance", "migrate", timeout=180)
+    assert proc.returncode == 0, f"dagster instance migrate failed:\n{proc.stderr[-4000:]}"
+    for storage in (instance.run_storage, instance.event_log_storage, instance.schedule_storage):
+        current, head = storage.alembic_version()
+        assert current == head, (type(storage).__name__, current, head)
+    with connect(test_database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT version_num FROM alembic_version")
+        versions = {r[0] for r in cur.fetchall()}
+    conn.close()
+    assert versions == {instance.run_storage.alembic_version()[1]}
+    # The metrics survive the migration and still read back.
+    policy, _ = metadata(instance, "trained_policy")
+    assert [row["iteration"] for row in policy["history"]] == list(
+        range(1, policy["iterations"] + 1)
+    )
