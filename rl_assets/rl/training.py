@@ -19,6 +19,8 @@ import math
 import os
 import platform
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -215,10 +217,19 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         include_dashboard=False,
         log_to_driver=False,
     )
+    # If this process is killed, the watchdog kills the Ray processes it started.
+    reaper = subprocess.Popen(
+        [sys.executable, "-m", "rl_assets.rl.reaper", str(os.getpid())],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
     try:
         yield "local"
     finally:
         ray.shutdown()
+        reaper.terminate()
+        reaper.wait(timeout=10)
 
 
 def build_ppo_config(spec: TrainingSpec, train_closes: np.ndarray, env_class: type = TradingEnv):
