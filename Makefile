@@ -36,8 +36,8 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	cp dagster.yaml $@
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dagster asset materialize --select '*' -m rl_assets.definitions
-	$(PY) -m rl_assets.summary
+	$(VENV)/bin/dagster asset materialize --select '*' -m rl_assets.definitions; \
+		$(PY) -m rl_assets.summary --exit-status $$?
 
 test: install $(CHROMIUM)
 	$(PY) -m pytest -q -ra rl_assets_tests

@@ -1,64 +1,97 @@
-"""Print what the latest pipeline run did: data, splits, budget, training, gate, champion."""
+"""Print what the latest run did: data, splits, budget, training, gate verdicts, champion.
+
+    python -m rl_assets.summary [--exit-status N]
+
+With ``--exit-status`` (the CLI's exit code), a run that failed only because the gate
+refused the candidate exits 0: a refusal is a result, not a crash.
+"""
+
+import argparse
 
 import dagster as dg
 from dagster import DagsterEventType
 
 
-def _metadata(instance: dg.DagsterInstance, key: str) -> tuple[dict, str | None]:
-    event = instance.get_latest_materialization_event(dg.AssetKey(key))
-    if event is None:
-        return {}, None
-    meta = event.asset_materialization.metadata
-    return {k: getattr(v, "value", v) for k, v in meta.items()}, event.run_id
+def _materializations(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict]:
+    out = {}
+    for record in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+        mat = record.dagster_event.event_specific_data.materialization
+        out[mat.asset_key.to_user_string()] = {
+            k: getattr(v, "value", v) for k, v in mat.metadata.items()
+        }
+    return out
 
 
-def main() -> int:
+def _fmt(value, spec: str = ".3f") -> str:
+    return format(value, spec) if isinstance(value, (int, float)) else "n/a"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--exit-status", type=int, default=0)
+    args = parser.parse_args(argv)
     instance = dg.DagsterInstance.get()
-    raw, _ = _metadata(instance, "raw_prices")
-    train, _ = _metadata(instance, "train_prices")
-    val, _ = _metadata(instance, "validation_prices")
-    budget, _ = _metadata(instance, "episodes_per_iteration")
-    policy, run_id = _metadata(instance, "trained_policy")
-    report, _ = _metadata(instance, "validation_report")
-    if not policy:
-        print("No trained_policy materialization yet: run `make demo`.")
+    runs = instance.get_runs(limit=1)
+    if not runs:
+        print("No run yet: run `make demo`.")
         return 1
-    print("rl_assets demo summary")
-    print(
-        f"  data:        {raw.get('rows')} rows {raw.get('first_date')}..{raw.get('last_date')} ({raw.get('source')})"
-    )
-    print(
-        f"  train:       {train.get('rows')} rows {train.get('first_date')}..{train.get('last_date')}"
-    )
-    print(f"  validation:  {val.get('rows')} rows {val.get('first_date')}..{val.get('last_date')}")
-    print(
-        f"  budget:      {budget.get('episodes_per_iteration')} episodes/iteration "
-        f"(measured {budget.get('measured_episodes_per_iteration')}), "
-        f"{budget.get('iterations_for_target')} iterations for {budget.get('target_episodes')} episodes"
-    )
-    print(
-        f"  training:    {policy.get('iterations')} iterations, stopped by {policy.get('stop_reason')}; "
-        f"{policy.get('episodes_total')} episodes; best iteration {policy.get('best_iteration')}"
-    )
-    print(
-        f"  validation:  best Sharpe {policy.get('best_validation_sharpe'):.3f} vs buy-and-hold "
-        f"{policy.get('buy_and_hold_validation_sharpe'):.3f}; train Sharpe {report.get('train_sharpe', float('nan')):.3f}"
-    )
-    checks = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
-    for record in checks:
-        evaluation = record.dagster_event.event_specific_data
-        status = "passed" if evaluation.passed else "FAILED"
-        observed = evaluation.metadata.get("observed")
+    run = runs[0]
+    mats = _materializations(instance, run.run_id)
+    raw, train, val = (mats.get(k, {}) for k in ("raw_prices", "train_prices", "validation_prices"))
+    budget, policy = mats.get("episodes_per_iteration", {}), mats.get("trained_policy", {})
+    report, promoted = mats.get("validation_report", {}), mats.get("promoted_policy")
+    print(f"rl_assets summary of run {run.run_id} ({run.status.value})")
+    if raw:
         print(
-            f"  check:       {evaluation.check_name}: {status} ({getattr(observed, 'value', observed)})"
+            f"  data:       {raw['rows']} rows {raw['first_date']}..{raw['last_date']} ({raw['source']})"
         )
-    promoted, promoted_run = _metadata(instance, "promoted_policy")
-    if promoted and promoted_run == run_id:
-        print(f"  promoted:    yes, {promoted.get('version')} at {promoted.get('checkpoint')}")
-    else:
-        print(f"  promoted:    no; candidate checkpoint stays at {policy.get('checkpoint')}")
-    print(f"  report:      {report.get('report_file')}")
-    return 0
+    for name, part in (("train", train), ("validation", val)):
+        if part:
+            print(
+                f"  {name + ':':<11} {part['rows']} rows {part['first_date']}..{part['last_date']}"
+            )
+    if budget:
+        print(
+            f"  budget:     {_fmt(budget['episodes_per_iteration'], '.2f')} episodes/iteration "
+            f"(measured {_fmt(budget['measured_episodes_per_iteration'], '.2f')}), "
+            f"{budget['iterations_for_target']} iterations for {budget['target_episodes']} episodes"
+        )
+    if policy:
+        print(
+            f"  training:   {policy['iterations']} iterations, stopped by {policy['stop_reason']}; "
+            f"{policy['episodes_total']} episodes (target {policy['episodes_target']}); "
+            f"best iteration {policy['best_iteration']}"
+        )
+        print(
+            f"  validation: best Sharpe {_fmt(policy['best_validation_sharpe'])} vs buy-and-hold "
+            f"{_fmt(policy['buy_and_hold_validation_sharpe'])}"
+            + (
+                f"; train Sharpe {_fmt(report.get('train_sharpe'))}, deflated Sharpe "
+                f"{_fmt(report.get('deflated_sharpe'))}"
+                if report
+                else ""
+            )
+        )
+    gate_failed = False
+    for record in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
+        ev = record.dagster_event.event_specific_data
+        observed = ev.metadata.get("observed")
+        status = "passed" if ev.passed else ev.severity.value
+        if not ev.passed and ev.asset_key.to_user_string() == "trained_policy":
+            gate_failed = True
+        reason = ev.metadata.get("reason")
+        detail = getattr(reason, "value", None) or getattr(observed, "value", "")
+        print(f"  check:      {ev.check_name}: {status} ({detail})")
+    if promoted:
+        print(f"  promoted:   yes, {promoted['version']} at {promoted['checkpoint']}")
+    elif policy:
+        print(f"  promoted:   no; the candidate stays at {policy['checkpoint']}")
+    if report:
+        print(f"  report:     {report['report_file']}")
+    if args.exit_status != 0 and gate_failed and policy:
+        print("  the gate refused the candidate; the champion is unchanged")
+        return 0
+    return args.exit_status
 
 
 if __name__ == "__main__":

@@ -100,6 +100,19 @@ def test_cli_materializes_the_whole_graph(tmp_path, extra, expect_promotion):
         assert (promoted is not None) == gate_passed
     assert (tmp_path / "artifacts/registry/champion.json").exists() == expect_promotion
 
+    summary = subprocess.run(
+        [sys.executable, "-m", "rl_assets.summary", "--exit-status", str(proc.returncode)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # make demo: a gate refusal is a result (exit 0), shown with its reasons.
+    assert summary.returncode == 0, summary.stdout + summary.stderr
+    assert ("promoted:   yes" in summary.stdout) == expect_promotion
+    assert ("the gate refused the candidate" in summary.stdout) != expect_promotion
+
     if not gate_passed:
         # The documented way to read a rejected candidate's report: materialize it alone.
         alone = subprocess.run(
