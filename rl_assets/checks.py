@@ -22,12 +22,16 @@ def gate_inputs(
     thresholds: GateResource,
     artifacts: ArtifactStoreResource,
 ) -> gate.GateInputs:
+    artifacts.trusted(candidate["checkpoint"])
+    champion = artifacts.registry().champion()
+    if champion is not None:
+        artifacts.trusted(champion["checkpoint"])
     return gate.GateInputs(
         candidate=candidate,
         train_closes=train_prices["close"].to_numpy(),
         validation_closes_raw=validation_prices["close"].to_numpy(),
         thresholds=thresholds.thresholds(),
-        champion=artifacts.registry().champion(),
+        champion=champion,
     )
 
 

@@ -31,6 +31,18 @@ class ArtifactStoreResource(dg.ConfigurableResource):
     def path(self) -> Path:
         return Path(self.root or default_artifacts_root())
 
+    def trusted(self, checkpoint: str | Path) -> Path:
+        """``checkpoint`` if it lies under this store; RLlib checkpoints are pickles, so
+        nothing from elsewhere is ever restored."""
+        path = Path(checkpoint).resolve()
+        root = self.path.resolve()
+        if not path.is_relative_to(root):
+            raise ValueError(
+                f"refusing to load checkpoint {path}: it is outside the artifact store {root}. "
+                "RLlib checkpoints contain pickles; only checkpoints this project wrote are loaded"
+            )
+        return path
+
     def run_dir(self, run_id: str) -> Path:
         return self.path / "runs" / run_id
 

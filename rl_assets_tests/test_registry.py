@@ -88,3 +88,15 @@ def test_a_torn_history_line_is_skipped(tmp_path):
     with open(registry.history_file, "a") as f:
         f.write('{"event": "prom')
     assert [e["event"] for e in registry.history()] == ["promote"]
+
+
+def test_checkpoints_outside_the_artifact_store_are_never_loaded(tmp_path):
+    from rl_assets.resources import ArtifactStoreResource
+
+    store = ArtifactStoreResource(root=str(tmp_path / "artifacts"))
+    inside = tmp_path / "artifacts" / "runs" / "r1" / "checkpoints" / "iter_0001"
+    assert store.trusted(inside) == inside.resolve()
+    with pytest.raises(ValueError, match="outside the artifact store.*contain pickles"):
+        store.trusted(tmp_path / "downloads" / "ckpt")
+    with pytest.raises(ValueError, match="outside the artifact store"):
+        store.trusted(tmp_path / "artifacts" / ".." / "elsewhere")

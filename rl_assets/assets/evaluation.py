@@ -1,6 +1,5 @@
 """Evaluation: out-of-sample metrics of the best checkpoint against baselines, honestly."""
 
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -95,7 +94,7 @@ def validation_report(
 ) -> dg.Output[dict[str, Any]]:
     """Out-of-sample metrics of the best checkpoint vs baselines, its deflated Sharpe and the train/validation gap."""
     spec = TrainingSpec(**trained_policy["spec"])
-    policy = load_policy(Path(trained_policy["checkpoint"]))
+    policy = load_policy(artifacts.trusted(trained_policy["checkpoint"]))
     train = train_prices["close"].to_numpy()
     val_closes = validation_prices["close"].to_numpy()
     val = period_metrics(
