@@ -4,15 +4,20 @@ import dagster as dg
 
 from rl_assets import checks, data_checks
 from rl_assets.assets import evaluation, prices, promotion, training
+from rl_assets.jobs import retrain_job, weekly_retrain_schedule
 from rl_assets.resources import (
     ArtifactStoreResource,
     GateResource,
     RayResource,
 )
+from rl_assets.sensors import new_prices_sensor
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules([prices, training, evaluation, promotion]),
     asset_checks=dg.load_asset_checks_from_modules([data_checks, checks]),
+    jobs=[retrain_job],
+    sensors=[new_prices_sensor],
+    schedules=[weekly_retrain_schedule],
     resources={
         "artifacts": ArtifactStoreResource(),
         "ray": RayResource(),

@@ -64,3 +64,18 @@ def local_ray():
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_defs_state_storage():
+    """Dagster keeps the entered instance's defs-state storage in a context variable; a test
+    that left it pointing at a disposed instance makes the next materialize fail with
+    'undefined DagsterInstance weakref'. Start every test without one."""
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    token = _current_storage.set(None)
+    yield
+    try:
+        _current_storage.reset(token)
+    except ValueError:
+        _current_storage.set(None)

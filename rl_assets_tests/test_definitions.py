@@ -53,3 +53,10 @@ def test_code_location_loads_without_ray_or_torch():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_jobs_sensors_and_schedules_are_exactly_these():
+    repo = defs.get_repository_def()
+    assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {"retrain_job"}
+    assert {s.name for s in repo.sensor_defs} == {"new_prices_sensor"}
+    assert {s.name for s in repo.schedule_defs} == {"weekly_retrain_schedule"}

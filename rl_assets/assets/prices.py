@@ -28,7 +28,7 @@ class RawPricesConfig(dg.Config):
     date_format: str = ""
     seed: int = constants.GENERATOR_SEED
     structure: str = "momentum"
-    autocorrelation: float = 0.2
+    autocorrelation: float = constants.GENERATOR_AUTOCORRELATION
     start: str = constants.GENERATOR_START
     end: str = constants.GENERATOR_END
 
@@ -38,7 +38,7 @@ def content_hash(df: pd.DataFrame) -> str:
     return hashlib.sha256(hashed.tobytes() + ",".join(df.columns).encode()).hexdigest()[:16]
 
 
-@dg.asset(group_name=constants.DATA_GROUP, kinds={"pandas"})
+@dg.asset(group_name=constants.DATA_GROUP, kinds={"pandas"}, code_version="1")
 def raw_prices(
     context: dg.AssetExecutionContext, config: RawPricesConfig
 ) -> dg.Output[pd.DataFrame]:
@@ -225,11 +225,13 @@ def split_by_dates(prices: pd.DataFrame, config: SplitConfig) -> tuple[pd.DataFr
             group_name=constants.DATA_GROUP,
             kinds={"pandas"},
             description="Daily bars of the train period: what the policy learns from.",
+            code_version="1",
         ),
         "validation_prices": dg.AssetOut(
             group_name=constants.DATA_GROUP,
             kinds={"pandas"},
             description="Daily bars strictly after train: drives early stopping and the gate.",
+            code_version="1",
         ),
     },
 )
@@ -249,6 +251,7 @@ def price_splits(context: dg.AssetExecutionContext, config: SplitConfig, raw_pri
         yield dg.Output(
             part,
             output_name=name,
+            data_version=dg.DataVersion(content_hash(part)),
             metadata={
                 "rows": len(part),
                 "first_date": str(part.index[0].date()),
