@@ -53,7 +53,36 @@ def artifacts(tmp_path_factory):
 def passing_run(local_ray, instance, artifacts):
     from rl_assets_tests.conftest import TINY_RUN_CONFIG
 
-    return run(instance, TINY_RUN_CONFIG)
+    config = {
+        "ops": {
+            **TINY_RUN_CONFIG["ops"],
+            # Half a year of data after validation, for the untouched test window.
+            "raw_prices": {"config": {"end": "2024-06-28"}},
+            "validation_report": {"config": {"test_start": "2024-01-01", "test_end": "2024-06-28"}},
+        }
+    }
+    return run(instance, config)
+
+
+def test_the_report_has_baselines_honesty_and_the_untouched_test_window(passing_run, artifacts):
+    report = passing_run.output_for_node("validation_report")
+    assert set(report["validation"]) == {
+        "policy",
+        "buy_and_hold",
+        "flat",
+        "random (mean of 20)",
+    }
+    assert report["validation"]["flat"]["sharpe"] == 0.0
+    assert report["validation"]["flat"]["trades"] == 0
+    assert 0.0 <= report["deflated_sharpe"]["dsr"] <= 1.0
+    ci = report["sharpe_difference_vs_buy_and_hold"]
+    assert ci["low"] <= ci["difference"] <= ci["high"]
+    assert set(report["test"]) == set(report["validation"])
+    md = (artifacts / "runs" / passing_run.run_id / "report" / "report.md").read_text()
+    assert "Untouched test window 2024-01-01..2024-06-28" in md
+    assert (
+        artifacts / "runs" / passing_run.run_id / "report" / "validation.png"
+    ).stat().st_size > 10_000
 
 
 def test_a_passing_gate_materializes_everything_and_promotes(passing_run, artifacts):
