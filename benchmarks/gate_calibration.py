@@ -18,13 +18,13 @@ from rl_assets.rl.training import TrainingSpec, ray_session, train_ppo, with_his
 from rl_assets.synthetic import generate_prices
 
 
-def one(structure: str, seed: int, root: Path) -> dict:
+def one(structure: str, seed: int, root: Path, spec_overrides: dict | None = None) -> dict:
     prices = generate_prices(
         constants.GENERATOR_START, constants.GENERATOR_END, seed=1000 + seed, structure=structure
     )
     train = prices.loc[constants.TRAIN_START : constants.TRAIN_END, "close"].to_numpy()
     val = prices.loc[constants.VALIDATION_START : constants.VALIDATION_END, "close"].to_numpy()
-    spec = TrainingSpec(seed=seed)
+    spec = TrainingSpec(**{**(spec_overrides or {}), "seed": seed})
     t0 = time.perf_counter()
     result = train_ppo(
         spec,
@@ -34,7 +34,9 @@ def one(structure: str, seed: int, root: Path) -> dict:
         log=lambda _: None,
     )
     candidate = {**result, "spec": result["spec"]}
-    gates = gate.evaluate_all(candidate, train, val, gate.GateThresholds(), champion=None)
+    gates = gate.evaluate_all(
+        gate.GateInputs(candidate, train, val, gate.GateThresholds(), champion=None)
+    )
     return {
         "structure": structure,
         "seed": seed,
@@ -52,12 +54,14 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--structures", default="random_walk,momentum")
+    parser.add_argument("--spec", default="{}", help="JSON TrainingSpec overrides")
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp, ray_session():
-        for structure in ("random_walk", "momentum"):
+        for structure in args.structures.split(","):
             for seed in range(args.seeds):
-                row = one(structure, seed, Path(tmp))
+                row = one(structure, seed, Path(tmp), json.loads(args.spec))
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     summary = {

@@ -9,6 +9,10 @@ PROMOTION_GROUP = "promotion"
 GENERATOR_START = "2019-01-01"
 GENERATOR_END = "2023-12-31"
 GENERATOR_SEED = 7
+# Planted momentum: r_t = drift + phi * r_{t-1} + noise. 0.4 makes a learned policy
+# significant within one validation year (Sharpe about 5 before costs; at 0.2-0.3 the
+# one-year validation noise hid it in a third of the seeds).
+GENERATOR_AUTOCORRELATION = 0.4
 
 TRAIN_START = "2020-01-01"
 TRAIN_END = "2023-01-31"
@@ -27,9 +31,9 @@ MIN_SHARPE_MARGIN_OVER_BUY_AND_HOLD = 0.0
 MIN_VALIDATION_SHARPE = 0.0
 # Deflated Sharpe: P(skill) after deflating by the iterations early stopping chose among.
 MIN_DEFLATED_SHARPE = 0.95
-# Train Sharpe may exceed validation Sharpe by at most this much (about 2 standard errors
-# of an annualised Sharpe over one validation year).
-MAX_SHARPE_GAP = 2.0
+# Train Sharpe may exceed validation Sharpe by at most this much (about 2 standard deviations
+# of the gap between an 800-day train and a 238-day validation Sharpe of the same policy).
+MAX_SHARPE_GAP = 2.5
 MIN_SHARPE_MARGIN_OVER_CHAMPION = 0.0
 
 ARTIFACTS_ENV_VAR = "RL_ASSETS_ARTIFACTS"

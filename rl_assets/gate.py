@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from rl_assets import constants
 from rl_assets.rl.stats import deflated_sharpe_ratio
 from rl_assets.rl.training import (
     RL_MODULE_SUBDIR,
@@ -23,11 +24,11 @@ from rl_assets.rl.training import (
 
 @dataclass
 class GateThresholds:
-    min_validation_sharpe: float = 0.0
-    min_margin_over_buy_and_hold: float = 0.0
-    min_deflated_sharpe: float = 0.95
-    max_sharpe_gap: float = 2.0
-    min_margin_over_champion: float = 0.0
+    min_validation_sharpe: float = constants.MIN_VALIDATION_SHARPE
+    min_margin_over_buy_and_hold: float = constants.MIN_SHARPE_MARGIN_OVER_BUY_AND_HOLD
+    min_deflated_sharpe: float = constants.MIN_DEFLATED_SHARPE
+    max_sharpe_gap: float = constants.MAX_SHARPE_GAP
+    min_margin_over_champion: float = constants.MIN_SHARPE_MARGIN_OVER_CHAMPION
 
 
 @dataclass

@@ -3,6 +3,8 @@
 import numpy as np
 import pandas as pd
 
+from rl_assets import constants
+
 STRUCTURES = ("momentum", "random_walk")
 
 
@@ -11,7 +13,7 @@ def generate_prices(
     end: str,
     seed: int = 7,
     structure: str = "momentum",
-    autocorrelation: float = 0.2,
+    autocorrelation: float = constants.GENERATOR_AUTOCORRELATION,
     daily_drift: float = 0.0003,
     daily_volatility: float = 0.01,
     start_price: float = 100.0,
