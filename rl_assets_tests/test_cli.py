@@ -24,12 +24,12 @@ UP_TO_REPORT = [
     "trained_policy",
     "validation_report",
 ]
-CHECKS = {
-    "raw_prices_schema_valid",
-    "trained_policy_restores_and_acts",
-    "trained_policy_beats_buy_and_hold",
-    "trained_policy_validation_sharpe_at_least_minimum",
-}
+
+
+def all_check_names() -> set[str]:
+    from rl_assets.definitions import defs
+
+    return {key.name for key in defs.resolve_asset_graph().asset_check_keys}
 
 
 @pytest.mark.parametrize(
@@ -90,8 +90,11 @@ def test_cli_materializes_the_whole_graph(tmp_path, extra, expect_promotion):
             r.dagster_event.event_specific_data.check_name: r.dagster_event.event_specific_data.passed
             for r in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
         }
-        assert set(evaluations) == CHECKS
-        gate_passed = all(evaluations.values())
+        assert set(evaluations) == all_check_names()  # every check was evaluated
+        gate = {n: ok for n, ok in evaluations.items() if n.startswith("trained_policy_")}
+        assert len(gate) == 7
+        assert all(ok for n, ok in evaluations.items() if n not in gate)  # the data is fine
+        gate_passed = all(gate.values())
         assert gate_passed == expect_promotion
         report = instance.get_latest_materialization_event(AssetKey("validation_report"))
         promoted = instance.get_latest_materialization_event(AssetKey("promoted_policy"))
