@@ -2,6 +2,8 @@
 
 import copy
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +11,19 @@ import pytest
 
 from rl_assets.synthetic import generate_prices
 
+REPO = Path(__file__).resolve().parents[1]
+DAGSTER = Path(sys.executable).parent / "dagster"
+
 # A budget small enough for tests: 4 episodes of 63 steps per iteration, 5 iterations.
+TINY_SPEC = dict(
+    window=5,
+    episode_length=63,
+    train_batch_size=252,
+    num_envs_per_env_runner=2,
+    minibatch_size=64,
+    num_epochs=3,
+    target_episodes=20,
+)
 TINY_RUN_CONFIG = {
     "ops": {
         "episodes_per_iteration": {
@@ -24,6 +38,28 @@ TINY_RUN_CONFIG = {
         "trained_policy": {"config": {"minibatch_size": 64, "num_epochs": 3}},
     }
 }
+
+
+def materialize_command(config_file: str | Path, select: str = "*") -> list[str]:
+    """The user's command: `dagster asset materialize` on the code location."""
+    return [
+        str(DAGSTER), "asset", "materialize", "--select", select,
+        "-m", "rl_assets.definitions", "-c", str(config_file),
+    ]  # fmt: skip
+
+
+def new_dagster_home(path: Path) -> Path:
+    """A DAGSTER_HOME holding a copy of the project's dagster.yaml (SQLite storage)."""
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", path / "dagster.yaml")
+    return path
+
+
+def cli_env(home: Path, artifacts: Path) -> dict[str, str]:
+    """Environment for a CLI run: its own instance and artifact store, a private local Ray."""
+    env = {**os.environ, "DAGSTER_HOME": str(home), "RL_ASSETS_ARTIFACTS": str(artifacts)}
+    env.pop("RAY_ADDRESS", None)
+    return env
 
 
 @pytest.fixture

@@ -1,21 +1,22 @@
 """The real CLI, as a user runs it: `dagster asset materialize --select '*'` with a run-config file."""
 
-import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 from dagster import AssetKey, DagsterEventType, DagsterInstance
 
-from rl_assets_tests.conftest import TINY_RUN_CONFIG
+from rl_assets_tests.conftest import (
+    REPO,
+    TINY_RUN_CONFIG,
+    cli_env,
+    materialize_command,
+    new_dagster_home,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-REPO = Path(__file__).resolve().parents[1]
-DAGSTER = Path(sys.executable).parent / "dagster"
 UP_TO_REPORT = [
     "raw_prices",
     "train_prices",
@@ -47,39 +48,18 @@ def all_check_names() -> set[str]:
     ids=["gate-passes", "gate-fails"],
 )
 def test_cli_materializes_the_whole_graph(tmp_path, extra, expect_promotion):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    home = new_dagster_home(tmp_path / "dagster_home")
     config = {
         "ops": {**TINY_RUN_CONFIG["ops"], **extra.get("ops", {})},
         **({"resources": extra["resources"]} if "resources" in extra else {}),
     }
     config_file = tmp_path / "run_config.yaml"
     config_file.write_text(yaml.safe_dump(config))
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "RL_ASSETS_ARTIFACTS": str(tmp_path / "artifacts"),
-    }
-    env.pop("RAY_ADDRESS", None)
+    env = cli_env(home, tmp_path / "artifacts")
     proc = subprocess.run(
-        [
-            str(DAGSTER),
-            "asset",
-            "materialize",
-            "--select",
-            "*",
-            "-m",
-            "rl_assets.definitions",
-            "-c",
-            str(config_file),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+        materialize_command(config_file),
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
     assert (proc.returncode == 0) == expect_promotion, proc.stderr[-3000:]
 
     with DagsterInstance.from_config(str(home)) as instance:
@@ -119,23 +99,9 @@ def test_cli_materializes_the_whole_graph(tmp_path, extra, expect_promotion):
     if not gate_passed:
         # The documented way to read a rejected candidate's report: materialize it alone.
         alone = subprocess.run(
-            [
-                str(DAGSTER),
-                "asset",
-                "materialize",
-                "--select",
-                "validation_report",
-                "-m",
-                "rl_assets.definitions",
-                "-c",
-                str(config_file),
-            ],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+            materialize_command(config_file, select="validation_report"),
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
         assert alone.returncode == 0, alone.stderr[-3000:]
         with DagsterInstance.from_config(str(home)) as instance:
             event = instance.get_latest_materialization_event(AssetKey("validation_report"))

@@ -10,25 +10,16 @@ import pytest
 from rl_assets import gate
 from rl_assets.rl import checkpoints
 from rl_assets.rl.training import RL_MODULE_SUBDIR, TrainingSpec, train_ppo, with_history
+from rl_assets_tests.conftest import TINY_SPEC
 
 pytestmark = pytest.mark.slow
-
-TINY = dict(
-    window=5,
-    episode_length=63,
-    train_batch_size=252,
-    num_envs_per_env_runner=2,
-    minibatch_size=64,
-    num_epochs=3,
-    target_episodes=20,
-)
 
 
 @pytest.fixture(scope="module")
 def trained(local_ray, momentum_prices, tmp_path_factory):
     train = momentum_prices.loc["2020-01-01":"2023-01-31", "close"].to_numpy()
     val = momentum_prices.loc["2023-02-01":"2023-12-31", "close"].to_numpy()
-    spec = TrainingSpec(**TINY)
+    spec = TrainingSpec(**TINY_SPEC)
     root = tmp_path_factory.mktemp("gate")
     result = train_ppo(spec, train, with_history(train, val, spec.window), root / "ckpt")
     return result, train, val, root

@@ -1,11 +1,8 @@
 """SIGKILL of the run mid-training: no half checkpoint, champion intact, no orphaned Ray."""
 
 import json
-import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,44 +12,29 @@ from dagster import AssetKey, DagsterInstance
 
 from rl_assets.rl import checkpoints
 from rl_assets.rl.reaper import _stat, descendants
-from rl_assets_tests.conftest import TINY_RUN_CONFIG
+from rl_assets_tests.conftest import (
+    REPO,
+    TINY_RUN_CONFIG,
+    cli_env,
+    materialize_command,
+    new_dagster_home,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
-
-REPO = Path(__file__).resolve().parents[1]
-DAGSTER = Path(sys.executable).parent / "dagster"
 
 
 def cli(home: Path, artifacts: Path, config: dict, tmp: Path, name: str) -> subprocess.Popen:
     config_file = tmp / f"{name}.yaml"
     config_file.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "DAGSTER_HOME": str(home), "RL_ASSETS_ARTIFACTS": str(artifacts)}
-    env.pop("RAY_ADDRESS", None)
     return subprocess.Popen(
-        [
-            str(DAGSTER),
-            "asset",
-            "materialize",
-            "--select",
-            "*",
-            "-m",
-            "rl_assets.definitions",
-            "-c",
-            str(config_file),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+        materialize_command(config_file),
+        cwd=REPO, env=cli_env(home, artifacts), stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
 
 
 def test_sigkill_mid_training_leaves_checkpoints_and_champion_intact(tmp_path):
-    home, artifacts = tmp_path / "home", tmp_path / "artifacts"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    home, artifacts = new_dagster_home(tmp_path / "home"), tmp_path / "artifacts"
 
     first = cli(home, artifacts, TINY_RUN_CONFIG, tmp_path, "first")
     assert first.wait(timeout=600) == 0, first.stderr.read()[-3000:]

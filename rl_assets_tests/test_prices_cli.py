@@ -3,7 +3,6 @@
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -15,9 +14,9 @@ from rl_assets.definitions import defs
 from rl_assets.resources import ArtifactStoreResource, RayResource
 from rl_assets.sources import PRICES_FILE_ENV_VAR
 from rl_assets.synthetic import generate_prices
+from rl_assets_tests.conftest import materialize_command
 
 REPO = Path(__file__).resolve().parents[1]
-DAGSTER = Path(sys.executable).parent / "dagster"
 
 
 def generated():
@@ -54,17 +53,7 @@ def test_yahoo_csv_through_the_cli(tmp_path, tiny_run_config):
     # "local": start a private Ray even if a `ray start` cluster runs on this machine
     # (without it, ray.init joins the cluster recorded in /tmp/ray/ray_current_cluster).
     env["RAY_ADDRESS"] = "local"
-    command = [
-        str(DAGSTER),
-        "asset",
-        "materialize",
-        "--select",
-        "*",
-        "-m",
-        "rl_assets.definitions",
-        "-c",
-        "run_config.yaml",
-    ]
+    command = materialize_command("run_config.yaml")
     proc = subprocess.run(
         command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
     )

@@ -16,16 +16,7 @@ from rl_assets.rl.training import (
     train_ppo,
     with_history,
 )
-
-TINY = dict(
-    window=5,
-    episode_length=63,
-    train_batch_size=252,
-    num_envs_per_env_runner=2,
-    minibatch_size=64,
-    num_epochs=3,
-    target_episodes=20,
-)
+from rl_assets_tests.conftest import TINY_SPEC
 
 
 def split(prices):
@@ -56,7 +47,7 @@ def test_impossible_budgets_are_refused_with_the_fix(kw, message):
 
 
 def test_measured_episodes_per_iteration_matches_the_config_estimate(closes):
-    for kw in ({}, TINY):
+    for kw in ({}, TINY_SPEC):
         spec = TrainingSpec(**kw)
         measured = simulate_episodes_per_iteration(spec, closes[:800], iterations=4)
         assert measured == pytest.approx(plan_budget(spec)["episodes_per_iteration"], rel=0.15)
@@ -71,14 +62,14 @@ def test_validation_history_ends_at_the_last_train_close():
 
 def test_a_minibatch_larger_than_the_batch_is_refused(momentum_prices, tmp_path):
     train, val = split(momentum_prices)
-    spec = TrainingSpec(**{**TINY, "minibatch_size": 4096})
+    spec = TrainingSpec(**{**TINY_SPEC, "minibatch_size": 4096})
     with pytest.raises(ValueError, match="minibatch_size=4096 exceeds train_batch_size=252"):
         train_ppo(spec, train, with_history(train, val, 5), tmp_path)
 
 
 def test_a_train_split_shorter_than_one_episode_is_refused(momentum_prices, tmp_path):
     train, val = split(momentum_prices)
-    spec = TrainingSpec(**{**TINY, "episode_length": 63})
+    spec = TrainingSpec(**{**TINY_SPEC, "episode_length": 63})
     with pytest.raises(ValueError, match="train split has 50 rows; one episode needs at least 69"):
         train_ppo(spec, train[:50], with_history(train, val, 5), tmp_path)
 
@@ -86,7 +77,7 @@ def test_a_train_split_shorter_than_one_episode_is_refused(momentum_prices, tmp_
 @pytest.fixture(scope="module")
 def tiny_run(local_ray, momentum_prices, tmp_path_factory):
     train, val = split(momentum_prices)
-    spec = TrainingSpec(**TINY)
+    spec = TrainingSpec(**TINY_SPEC)
     root = tmp_path_factory.mktemp("ckpt")
     result = train_ppo(spec, train, with_history(train, val, spec.window), root, data_version="abc")
     return spec, root, result, with_history(train, val, spec.window)
@@ -149,7 +140,7 @@ def test_a_crashing_sub_environment_is_restarted_and_training_completes(
     marker = tmp_path / "crashed"
     monkeypatch.setenv(MARKER_ENV_VAR, str(marker))
     train, val = split(momentum_prices)
-    spec = TrainingSpec(**TINY)
+    spec = TrainingSpec(**TINY_SPEC)
     result = train_ppo(
         spec,
         train,
