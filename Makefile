@@ -101,7 +101,12 @@ format: install
 	$(VENV)/bin/ruff format rl_assets rl_assets_tests benchmarks
 	$(VENV)/bin/ruff check --fix rl_assets rl_assets_tests benchmarks
 
-bench: install
+# Stable-Baselines3 is a benchmark-only extra, installed against the project's pins.
+$(VENV)/.bench-installed: $(STAMP) benchmarks/requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q -r benchmarks/requirements.txt -c requirements.lock
+	touch $@
+
+bench: install $(VENV)/.bench-installed
 	$(PY) -m benchmarks.run
 
 # Refresh the pins from the current venv (after adding a dependency on purpose).
