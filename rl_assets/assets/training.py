@@ -85,6 +85,7 @@ class TrainingConfig(dg.Config):
     max_iterations: int = constants.MAX_ITERATIONS
     min_improvement: float = _DEFAULT.min_improvement
     risk_free_rate: float = _DEFAULT.risk_free_rate
+    torch_threads: int = _DEFAULT.torch_threads
 
 
 def _history_table(rows: list[dict[str, Any]]) -> str:

@@ -64,6 +64,10 @@ class TrainingSpec:
     # default is 60 s) at most this many times.
     restart_delay_s: float = 1.0
     max_restarts: int = 5
+    # Torch threads of the driver (the local env runner and learner). One is fastest on
+    # small machines: PPO alternates sampling and learning, and a second thread mostly
+    # contends with Ray's own processes (benchmarks/RESULTS.md: up to 6x on 2 cores).
+    torch_threads: int = 1
 
     def env_config(self) -> dict[str, Any]:
         return {
@@ -327,6 +331,9 @@ def train_ppo(
     best_path: Path | None = None
     episodes_total = 0
     started = time.perf_counter()
+    import torch
+
+    torch.set_num_threads(spec.torch_threads)
     with ray_session(ray_address) as ray_mode:
         algo = build_ppo_config(
             spec, np.asarray(train_closes, dtype=np.float64), env_class
