@@ -1,9 +1,12 @@
-"""Statistical honesty for Sharpe ratios: PSR, DSR (Bailey and Lopez de Prado), bootstrap CI."""
+"""Statistical honesty for Sharpe ratios: PSR, DSR (Bailey and Lopez de Prado), bootstrap CI.
+
+scipy is imported inside the functions: importing it costs over a second, and this
+module is on the import path of the code location.
+"""
 
 import math
 
 import numpy as np
-from scipy import stats
 
 from rl_assets.rl.metrics import TRADING_DAYS, sharpe_ratio
 
@@ -21,6 +24,8 @@ def probabilistic_sharpe_ratio(returns, benchmark_daily_sharpe: float = 0.0) -> 
     in per-period (daily) units and g4 the non-excess kurtosis (Bailey and Lopez de
     Prado 2012, eq. 11).
     """
+    from scipy import stats
+
     r = np.asarray(returns, dtype=np.float64)
     if r.size < 3 or r.std(ddof=1) < 1e-12:
         return 0.0
@@ -40,6 +45,8 @@ def expected_max_sharpe(trial_daily_sharpes) -> float:
     SR* = sqrt(V[SR]) ((1 - gamma) Phi^-1(1 - 1/N) + gamma Phi^-1(1 - 1/(N e))), where
     gamma is Euler-Mascheroni (Bailey and Lopez de Prado 2014, eq. 2).
     """
+    from scipy import stats
+
     sr = np.asarray(trial_daily_sharpes, dtype=np.float64)
     n = sr.size
     if n < 2:
