@@ -47,7 +47,7 @@ class TrainingSpec:
     action_set: str = "short_flat_long"
     target_episodes: int = 100
     num_env_runners: int = 0
-    num_envs_per_env_runner: int = 4
+    num_envs_per_env_runner: int = 8
     train_batch_size: int = 2016
     minibatch_size: int = 256
     num_epochs: int = 5
