@@ -106,8 +106,9 @@ $(VENV)/.bench-installed: $(STAMP) benchmarks/requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q -r benchmarks/requirements.txt -c requirements.lock
 	touch $@
 
+# make bench BENCH_ARGS=--with-calibration adds the gate calibration (20 trainings).
 bench: install $(VENV)/.bench-installed
-	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
 # Refresh the pins from the current venv (after adding a dependency on purpose).
 lock:

@@ -1,0 +1,138 @@
+"""Env throughput: TradingEnv steps per second against a bare numpy loop doing the same work.
+
+    .venv/bin/python -m benchmarks.env_throughput '{"steps": 200000, "repeats": 5}'
+
+runs one measurement (the child) and prints its JSON; ``run()`` is what benchmarks.run calls.
+The bare loop reads the env's own prepared arrays (feature windows, returns) and does
+the same per-step arithmetic: position from the action, cost, net return, reward, the
+observation copy and the end-of-episode test, without the gym.Env method calls, the
+info dict and the numpy-scalar conversions.
+"""
+
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from benchmarks import harness
+
+TARGET_RATIO = 0.5
+
+
+def bare_loop(env, actions: np.ndarray) -> float:
+    """The same arithmetic as TradingEnv.step/_obs/reset over the env's arrays; seconds."""
+    features, returns, positions = env._features, env.returns, env.positions
+    tc, scale, window = env.transaction_cost, env.reward_scale, env.window
+    last, length = env.last_index, env.episode_length
+    rng = np.random.default_rng(0)
+    high = last - length
+    i, steps, position = window, 0, 0.0
+    t0 = time.perf_counter()
+    for a in actions:
+        new_position = positions[a]
+        cost = tc * abs(new_position - position)
+        net = new_position * returns[i + 1] - cost
+        position = new_position
+        i += 1
+        steps += 1
+        obs = np.empty(window + 1, dtype=np.float32)
+        obs[:-1] = features[i]
+        obs[-1] = position
+        _reward = net * scale
+        if i >= last or steps >= length:
+            i, steps, position = int(rng.integers(window, high + 1)), 0, 0.0
+            obs = np.empty(window + 1, dtype=np.float32)
+            obs[:-1] = features[i]
+            obs[-1] = position
+    return time.perf_counter() - t0
+
+
+def env_loop(env, actions: np.ndarray) -> float:
+    """TradingEnv.step over the same actions, reset at every episode end; seconds."""
+    env.reset(seed=0)
+    step, reset = env.step, env.reset
+    t0 = time.perf_counter()
+    for a in actions:
+        _, _, terminated, truncated, _ = step(a)
+        if terminated or truncated:
+            reset()
+    return time.perf_counter() - t0
+
+
+def child(args: dict[str, Any]) -> None:
+    from rl_assets import constants
+    from rl_assets.rl.env import TradingEnv
+    from rl_assets.synthetic import generate_prices
+
+    prices = generate_prices(constants.GENERATOR_START, constants.GENERATOR_END)
+    closes = prices.loc[constants.TRAIN_START : constants.TRAIN_END, "close"].to_numpy()
+    env = TradingEnv({"closes": closes})
+    steps = int(args["steps"])
+    actions = np.random.default_rng(0).integers(0, env.action_space.n, steps)
+    # Actions as RLlib hands them to a single env: numpy integers from the sampled batch.
+    env_loop(env, actions[:2000])  # warm-up
+    bare_loop(env, actions[:2000])
+    env_s, bare_s = [], []
+    for _ in range(int(args["repeats"])):  # interleaved: both see the same load
+        env_s.append(env_loop(env, actions))
+        bare_s.append(bare_loop(env, actions))
+    harness.emit(
+        {
+            "env_steps_per_s": [steps / s for s in env_s],
+            "bare_steps_per_s": [steps / s for s in bare_s],
+            "steps": steps,
+            "rows": len(closes),
+        }
+    )
+
+
+def run(quick: bool) -> dict[str, Any]:
+    args = {"steps": 20_000 if quick else 200_000, "repeats": 3 if quick else 7}
+    proc = harness.python_child("benchmarks.env_throughput", args, timeout=600)
+    res = proc["result"]
+    ratios = [e / b for e, b in zip(res["env_steps_per_s"], res["bare_steps_per_s"], strict=True)]
+    return {
+        "args": args,
+        "env": harness.summarize(res["env_steps_per_s"]),
+        "bare": harness.summarize(res["bare_steps_per_s"]),
+        "ratio": harness.summarize(ratios),
+        "load": harness.load_of([proc]),
+        "runs": [proc],
+    }
+
+
+def markdown(r: dict[str, Any]) -> str:
+    ratio = r["ratio"]["median"]
+    verdict = (
+        f"met ({ratio:.0%} >= {TARGET_RATIO:.0%})"
+        if ratio >= TARGET_RATIO
+        else f"MISSED by {TARGET_RATIO - ratio:.0%} points ({ratio:.0%} < {TARGET_RATIO:.0%})"
+    )
+    return "\n".join(
+        [
+            "## 1. Env throughput",
+            "",
+            f"TradingEnv on the default train split ({r['args']['steps']:,} random actions per "
+            f"repeat, episodes of 252 steps, reset at each end); load average "
+            f"{harness.fmt_load(r['load'])}.",
+            "",
+            "| loop | steps/s, median (min-max, n) |",
+            "|---|---:|",
+            f"| TradingEnv.step | {harness.fmt(r['env'])} |",
+            f"| bare numpy loop, same arrays and arithmetic | {harness.fmt(r['bare'])} |",
+            f"| ratio env / bare (per repeat) | {harness.fmt(r['ratio'], 2)} |",
+            "",
+            f"Target: env >= {TARGET_RATIO:.0%} of the bare loop: **{verdict}**. "
+            f"One env step costs {1e6 / r['env']['median']:.1f} us, the bare loop "
+            f"{1e6 / r['bare']['median']:.1f} us; the difference is the method calls, the "
+            "`info` dict and the numpy-scalar conversions of `step`.",
+            "",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    import json
+
+    child(json.loads(sys.argv[1]))
