@@ -14,6 +14,19 @@ from rl_assets.synthetic import generate_prices
 REPO = Path(__file__).resolve().parents[1]
 DAGSTER = Path(sys.executable).parent / "dagster"
 
+# Every asset of the pipeline, in graph order.
+PIPELINE_ASSETS = frozenset(
+    {
+        "raw_prices",
+        "train_prices",
+        "validation_prices",
+        "episodes_per_iteration",
+        "trained_policy",
+        "validation_report",
+        "promoted_policy",
+    }
+)
+
 # A budget small enough for tests: 4 episodes of 63 steps per iteration, 5 iterations.
 TINY_SPEC = dict(
     window=5,

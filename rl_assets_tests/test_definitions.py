@@ -4,16 +4,8 @@ import subprocess
 import sys
 
 from rl_assets.definitions import defs
+from rl_assets_tests.conftest import PIPELINE_ASSETS
 
-ASSETS = {
-    "raw_prices",
-    "train_prices",
-    "validation_prices",
-    "episodes_per_iteration",
-    "trained_policy",
-    "validation_report",
-    "promoted_policy",
-}
 GATE_CHECKS = {
     "trained_policy_restores_and_acts",
     "trained_policy_weights_finite",
@@ -27,7 +19,7 @@ GATE_CHECKS = {
 
 def test_assets_are_exactly_the_pipeline():
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == ASSETS
+    assert keys == PIPELINE_ASSETS
 
 
 def test_gate_checks_are_blocking_and_on_trained_policy():

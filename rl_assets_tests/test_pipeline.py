@@ -5,6 +5,7 @@ from dagster import DagsterEventType, DagsterInstance
 
 from rl_assets.definitions import defs
 from rl_assets.registry import Registry
+from rl_assets_tests.conftest import PIPELINE_ASSETS
 
 pytestmark = pytest.mark.slow
 
@@ -87,15 +88,7 @@ def test_the_report_has_baselines_honesty_and_the_untouched_test_window(passing_
 
 def test_a_passing_gate_materializes_everything_and_promotes(passing_run, artifacts):
     assert passing_run.success
-    assert materialized(passing_run) == {
-        "raw_prices",
-        "train_prices",
-        "validation_prices",
-        "episodes_per_iteration",
-        "trained_policy",
-        "validation_report",
-        "promoted_policy",
-    }
+    assert materialized(passing_run) == PIPELINE_ASSETS
     checks = check_results(passing_run)
     assert all(checks.values()), checks
     assert {

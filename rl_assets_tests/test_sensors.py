@@ -35,17 +35,7 @@ from rl_assets.sensors import (
 )
 from rl_assets.sources import PRICES_FILE_ENV_VAR
 from rl_assets.synthetic import generate_prices
-from rl_assets_tests.conftest import TINY_RUN_CONFIG
-
-PIPELINE = {
-    "raw_prices",
-    "train_prices",
-    "validation_prices",
-    "episodes_per_iteration",
-    "trained_policy",
-    "validation_report",
-    "promoted_policy",
-}
+from rl_assets_tests.conftest import PIPELINE_ASSETS, TINY_RUN_CONFIG
 
 
 def price_csv(seed: int, structure: str = "momentum") -> bytes:
@@ -341,11 +331,11 @@ def test_bad_extra_run_config_fails_the_tick_without_advancing(landing, tick, mo
 
 def test_retrain_job_is_the_whole_pipeline_with_every_check_and_the_training_tag():
     job = defs.resolve_job_def("retrain_job")
-    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == PIPELINE
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == PIPELINE_ASSETS
     every_check = {
         key
         for key in defs.resolve_asset_graph().asset_check_keys
-        if key.asset_key.to_user_string() in PIPELINE
+        if key.asset_key.to_user_string() in PIPELINE_ASSETS
     }
     assert set(job.asset_layer.asset_graph.asset_check_keys) == every_check
     assert {key.name for key in every_check} >= {

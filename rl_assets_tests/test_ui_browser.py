@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
+from rl_assets_tests.conftest import PIPELINE_ASSETS
+
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -216,15 +218,7 @@ def test_asset_graph_checks_and_a_materialization_from_the_ui(sync_playwright, d
     checks: dict[str, list[str]] = {}
     for check_key in graph.asset_check_keys:
         checks.setdefault(check_key.asset_key.to_user_string(), []).append(check_key.name)
-    assert {a for names in groups.values() for a in names} >= {
-        "raw_prices",
-        "train_prices",
-        "validation_prices",
-        "episodes_per_iteration",
-        "trained_policy",
-        "validation_report",
-        "promoted_policy",
-    }
+    assert {a for names in groups.values() for a in names} >= PIPELINE_ASSETS
 
     expect.set_options(timeout=UI_TIMEOUT_MS)
     ready_seconds = dagster_dev.wait_ready()

@@ -79,7 +79,7 @@ def remove_stale_temp_dirs(root: Path) -> list[Path]:
     removed = []
     if root.is_dir():
         for child in root.iterdir():
-            if child.name.startswith(TMP_MARK) or TMP_MARK in child.name:
+            if TMP_MARK in child.name:
                 if child.is_dir():
                     shutil.rmtree(child, ignore_errors=True)
                 else:
