@@ -62,8 +62,8 @@ def env_loop(env, actions: np.ndarray) -> float:
 
 def child(args: dict[str, Any]) -> None:
     from rl_assets import constants
+    from rl_assets.data.synthetic import generate_prices
     from rl_assets.rl.env import TradingEnv
-    from rl_assets.synthetic import generate_prices
 
     prices = generate_prices(constants.GENERATOR_START, constants.GENERATOR_END)
     closes = prices.loc[constants.TRAIN_START : constants.TRAIN_END, "close"].to_numpy()

@@ -13,9 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from rl_assets import constants, gate
+from rl_assets import constants
+from rl_assets.data.synthetic import generate_prices
+from rl_assets.promotion import gate
 from rl_assets.rl.training import TrainingSpec, ray_session, train_ppo, with_history
-from rl_assets.synthetic import generate_prices
 
 
 def one(structure: str, seed: int, root: Path, spec_overrides: dict | None = None) -> dict:

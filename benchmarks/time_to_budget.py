@@ -45,7 +45,7 @@ def load_splits(rows: int | None):
     import pandas as pd
 
     from rl_assets import constants
-    from rl_assets.synthetic import generate_prices
+    from rl_assets.data.synthetic import generate_prices
 
     if rows is None:
         prices = generate_prices(constants.GENERATOR_START, constants.GENERATOR_END)

@@ -27,7 +27,7 @@ RUNNER_COUNTS = (0, 1, 2)
 
 def _train_closes():
     from rl_assets import constants
-    from rl_assets.synthetic import generate_prices
+    from rl_assets.data.synthetic import generate_prices
 
     prices = generate_prices(constants.GENERATOR_START, constants.GENERATOR_END)
     return prices.loc[constants.TRAIN_START : constants.TRAIN_END, "close"].to_numpy()

@@ -39,7 +39,7 @@ MIN_SHARPE_MARGIN_OVER_CHAMPION = 0.0
 ARTIFACTS_ENV_VAR = "RL_ASSETS_ARTIFACTS"
 DEFAULT_ARTIFACTS_DIR = "artifacts"
 
-# Data quality (see rl_assets/data_checks.py). Warning checks on raw_prices; the defaults
+# Data quality (see rl_assets/data/checks.py). Warning checks on raw_prices; the defaults
 # live here and a run can override them with `resources: data_quality: config: ...`.
 MAX_GAP_BUSINESS_DAYS = 5  # missing business days between two rows (exchange holidays: 1-2)
 MAX_UNCHANGED_CLOSES = 5  # consecutive days with exactly the previous close (stale feed)

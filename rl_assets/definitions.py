@@ -2,15 +2,16 @@
 
 import dagster as dg
 
-from rl_assets import checks, data_checks
 from rl_assets.assets import evaluation, prices, promotion, training
-from rl_assets.jobs import retrain_job, weekly_retrain_schedule
+from rl_assets.automation.jobs import retrain_job, weekly_retrain_schedule
+from rl_assets.automation.sensors import new_prices_sensor
+from rl_assets.data import checks as data_checks
+from rl_assets.promotion import checks
 from rl_assets.resources import (
     ArtifactStoreResource,
     GateResource,
     RayResource,
 )
-from rl_assets.sensors import new_prices_sensor
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules([prices, training, evaluation, promotion]),

@@ -6,8 +6,8 @@ from pathlib import Path
 import dagster as dg
 
 from rl_assets import constants
-from rl_assets.gate import GateThresholds
-from rl_assets.registry import Registry
+from rl_assets.promotion.gate import GateThresholds
+from rl_assets.promotion.registry import Registry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

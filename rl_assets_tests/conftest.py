@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rl_assets.synthetic import generate_prices
+from rl_assets.data.synthetic import generate_prices
 
 REPO = Path(__file__).resolve().parents[1]
 DAGSTER = Path(sys.executable).parent / "dagster"

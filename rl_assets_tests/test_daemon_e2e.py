@@ -25,8 +25,8 @@ from dagster import (
 )
 from dagster._core.scheduler.instigation import InstigatorType
 
-from rl_assets.jobs import CONTENT_TAG, TRAINING_TAG
-from rl_assets.synthetic import generate_prices
+from rl_assets.automation.jobs import CONTENT_TAG, TRAINING_TAG
+from rl_assets.data.synthetic import generate_prices
 from rl_assets_tests.conftest import TINY_RUN_CONFIG
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rl_assets import gate
+from rl_assets.promotion import gate
 from rl_assets.rl import checkpoints
 from rl_assets.rl.training import RL_MODULE_SUBDIR, TrainingSpec, train_ppo, with_history
 from rl_assets_tests.conftest import TINY_SPEC

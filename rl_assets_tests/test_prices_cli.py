@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from rl_assets import constants
+from rl_assets.data.sources import PRICES_FILE_ENV_VAR
+from rl_assets.data.synthetic import generate_prices
 from rl_assets.definitions import defs
 from rl_assets.resources import ArtifactStoreResource, RayResource
-from rl_assets.sources import PRICES_FILE_ENV_VAR
-from rl_assets.synthetic import generate_prices
 from rl_assets_tests.conftest import materialize_command
 
 REPO = Path(__file__).resolve().parents[1]

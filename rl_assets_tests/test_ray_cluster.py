@@ -17,7 +17,7 @@ RAY = Path(sys.executable).parent / "ray"
 TRAIN_TINY = """
 import json, sys
 from rl_assets.rl.training import TrainingSpec, train_ppo, with_history
-from rl_assets.synthetic import generate_prices
+from rl_assets.data.synthetic import generate_prices
 p = generate_prices("2019-01-01", "2023-12-31")
 train = p.loc["2020-01-01":"2023-01-31", "close"].to_numpy()
 val = p.loc["2023-02-01":"2023-12-31", "close"].to_numpy()

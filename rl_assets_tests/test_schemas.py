@@ -7,12 +7,12 @@ import pandera.pandas as pa
 import pytest
 
 from rl_assets import constants
-from rl_assets.data_checks import business_day_gaps, schema_result, unchanged_close_runs
+from rl_assets.data.checks import business_day_gaps, schema_result, unchanged_close_runs
+from rl_assets.data.schemas import RawPrices, TrainPrices, ValidationPrices, failure_summary
+from rl_assets.data.sources import PRICES_FILE_ENV_VAR
+from rl_assets.data.synthetic import generate_prices
 from rl_assets.definitions import defs
 from rl_assets.resources import ArtifactStoreResource
-from rl_assets.schemas import RawPrices, TrainPrices, ValidationPrices, failure_summary
-from rl_assets.sources import PRICES_FILE_ENV_VAR
-from rl_assets.synthetic import generate_prices
 
 DOWNSTREAM = {"episodes_per_iteration", "trained_policy", "validation_report", "promoted_policy"}
 

@@ -16,8 +16,7 @@ from dagster._core.definitions.data_version import StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from rl_assets.assets import prices
-from rl_assets.definitions import defs
-from rl_assets.jobs import (
+from rl_assets.automation.jobs import (
     CONTENT_TAG,
     RETRAIN_RUN_CONFIG_ENV_VAR,
     SOURCE_FILE_TAG,
@@ -25,16 +24,17 @@ from rl_assets.jobs import (
     retrain_job,
     weekly_retrain_schedule,
 )
-from rl_assets.resources import ArtifactStoreResource
-from rl_assets.sensors import (
+from rl_assets.automation.sensors import (
     DEFAULT_SENSOR_INTERVAL_SECONDS,
     LANDING_DIR_ENV_VAR,
     SETTLE_ENV_VAR,
     LandingCursor,
     new_prices_sensor,
 )
-from rl_assets.sources import PRICES_FILE_ENV_VAR
-from rl_assets.synthetic import generate_prices
+from rl_assets.data.sources import PRICES_FILE_ENV_VAR
+from rl_assets.data.synthetic import generate_prices
+from rl_assets.definitions import defs
+from rl_assets.resources import ArtifactStoreResource
 from rl_assets_tests.conftest import PIPELINE_ASSETS, TINY_RUN_CONFIG
 
 
@@ -358,7 +358,7 @@ def test_sensor_and_schedule_ship_stopped_and_target_the_retrain_job():
 
 
 def test_sensor_interval_comes_from_the_environment_and_is_checked():
-    code = "from rl_assets.sensors import new_prices_sensor as s; print(s.minimum_interval_seconds)"
+    code = "from rl_assets.automation.sensors import new_prices_sensor as s; print(s.minimum_interval_seconds)"
     env = {**os.environ, "RL_ASSETS_SENSOR_INTERVAL_SECONDS": "7"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "7", out.stderr[-2000:]

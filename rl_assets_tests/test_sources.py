@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 
 from rl_assets.assets.prices import RawPricesConfig, content_hash, raw_prices
+from rl_assets.data.schemas import RawPrices
+from rl_assets.data.sources import PRICES_FILE_ENV_VAR, PriceSourceError, load_prices
+from rl_assets.data.synthetic import generate_prices
 from rl_assets.definitions import defs
 from rl_assets.resources import ArtifactStoreResource
-from rl_assets.schemas import RawPrices
-from rl_assets.sources import PRICES_FILE_ENV_VAR, PriceSourceError, load_prices
-from rl_assets.synthetic import generate_prices
 
 YAHOO_COLUMNS = ["Date", "Open", "High", "Low", "Close", "Adj Close", "Volume"]
 

@@ -7,13 +7,13 @@ import pytest
 
 from rl_assets import constants
 from rl_assets.assets.prices import SplitConfig, split_by_dates
+from rl_assets.data.sources import PRICES_FILE_ENV_VAR
+from rl_assets.data.synthetic import generate_prices
 from rl_assets.definitions import defs
 from rl_assets.resources import ArtifactStoreResource
 from rl_assets.rl import env as env_module
 from rl_assets.rl.env import TradingEnv, rollout
 from rl_assets.rl.training import with_history
-from rl_assets.sources import PRICES_FILE_ENV_VAR
-from rl_assets.synthetic import generate_prices
 
 
 @pytest.fixture(scope="module")

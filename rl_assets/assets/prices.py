@@ -8,8 +8,8 @@ import dagster as dg
 import pandas as pd
 
 from rl_assets import constants
-from rl_assets.sources import PRICE_COLUMNS, PRICES_FILE_ENV_VAR, PriceSourceError, load_prices
-from rl_assets.synthetic import generate_prices
+from rl_assets.data.sources import PRICE_COLUMNS, PRICES_FILE_ENV_VAR, PriceSourceError, load_prices
+from rl_assets.data.synthetic import generate_prices
 
 
 class RawPricesConfig(dg.Config):

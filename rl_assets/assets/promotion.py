@@ -5,8 +5,9 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from rl_assets import constants, gate
-from rl_assets.checks import gate_inputs
+from rl_assets import constants
+from rl_assets.promotion import gate
+from rl_assets.promotion.checks import gate_inputs
 from rl_assets.resources import ArtifactStoreResource, GateResource
 
 

@@ -415,7 +415,7 @@ if __name__ == "__main__":  # pragma: no cover - manual entry point
     import tempfile
 
     from rl_assets.constants import TRAIN_END, TRAIN_START, VALIDATION_END, VALIDATION_START
-    from rl_assets.synthetic import generate_prices
+    from rl_assets.data.synthetic import generate_prices
 
     prices = generate_prices("2019-01-01", VALIDATION_END)
     train = prices.loc[TRAIN_START:TRAIN_END, "close"].to_numpy()

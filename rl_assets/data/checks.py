@@ -6,8 +6,8 @@ import pandas as pd
 import pandera.pandas as pa
 
 from rl_assets.assets.prices import raw_prices
-from rl_assets.data_resources import DEFAULT_DATA_QUALITY, DataQualityResource
-from rl_assets.schemas import (
+from rl_assets.data.resources import DEFAULT_DATA_QUALITY, DataQualityResource
+from rl_assets.data.schemas import (
     RawPrices,
     TrainPrices,
     ValidationPrices,

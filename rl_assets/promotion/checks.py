@@ -5,8 +5,8 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from rl_assets import gate
 from rl_assets.assets.training import trained_policy
+from rl_assets.promotion import gate
 from rl_assets.resources import ArtifactStoreResource, GateResource
 
 _SPLITS = {

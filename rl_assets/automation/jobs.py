@@ -9,8 +9,8 @@ from typing import Any
 import dagster as dg
 import yaml
 
+from rl_assets.data.sources import PRICES_FILE_ENV_VAR
 from rl_assets.resources import ArtifactStoreResource
-from rl_assets.sources import PRICES_FILE_ENV_VAR
 
 # dagster.yaml limits runs carrying this tag (any value) to one at a time: one training, one
 # promotion in flight, however the run was started (sensor, schedule, UI, CLI).

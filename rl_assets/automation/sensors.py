@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from rl_assets.jobs import (
+from rl_assets.automation.jobs import (
     CONTENT_TAG,
     SOURCE_FILE_TAG,
     extra_run_config,

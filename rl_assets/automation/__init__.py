@@ -1,0 +1,1 @@
+"""Automation: the retraining job, schedules and sensors."""

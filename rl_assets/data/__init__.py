@@ -1,0 +1,1 @@
+"""Data: price sources, the generator, pandera schemas and data-quality checks."""

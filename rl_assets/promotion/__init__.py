@@ -1,0 +1,1 @@
+"""Promotion: the gate, its blocking checks and the champion registry."""
