@@ -7,7 +7,7 @@ import dagster as dg
 
 from rl_assets import constants
 from rl_assets.promotion.gate import GateThresholds
-from rl_assets.promotion.registry import Registry
+from rl_assets.registry import Registry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

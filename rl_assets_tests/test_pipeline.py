@@ -4,7 +4,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance
 
 from rl_assets.definitions import defs
-from rl_assets.promotion.registry import Registry
+from rl_assets.registry import Registry
 from rl_assets_tests.conftest import PIPELINE_ASSETS
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rl_assets.promotion.registry import Registry, main
+from rl_assets.registry import Registry, main
 from rl_assets.rl import checkpoints
 
 

@@ -8,8 +8,8 @@ Layout under ``root``::
 
 Roll back from the shell::
 
-    python -m rl_assets.promotion.registry --root artifacts/registry list
-    python -m rl_assets.promotion.registry --root artifacts/registry rollback v0001
+    python -m rl_assets.registry --root artifacts/registry list
+    python -m rl_assets.registry --root artifacts/registry rollback v0001
 """
 
 import argparse
