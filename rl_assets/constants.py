@@ -1,9 +1,25 @@
 """Group names and seed defaults: split dates, budgets, early stopping, gate thresholds."""
 
+import re
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 DATA_GROUP = "data"
 TRAINING_GROUP = "training"
 EVALUATION_GROUP = "evaluation"
 PROMOTION_GROUP = "promotion"
+MONITORING_GROUP = "monitoring"
+
+# Instruments are the partitions of every pipeline asset (rl_assets/instruments.py).
+INSTRUMENT_PARTITIONS_NAME = "instrument"
+# Keys a partition, a file name and a URL can all carry: tickers such as SPY, BRK-B,
+# ^GSPC, EURUSD=X, BTC-USD. No leading dot or dash, at most 32 characters.
+INSTRUMENT_KEY_PATTERN = re.compile(r"^[A-Za-z0-9^][A-Za-z0-9._^=-]{0,31}$")
+PRICES_DIR_ENV_VAR = "RL_ASSETS_PRICES_DIR"
+DEFAULT_PRICES_DIR = "prices"
+# A registry written before instruments existed is moved to this instrument on first use.
+LEGACY_INSTRUMENT = "default"
 
 # The generator covers the splits plus a year of history for the observation window.
 GENERATOR_START = "2019-01-01"
@@ -13,6 +29,12 @@ GENERATOR_SEED = 7
 # significant within one validation year (Sharpe about 5 before costs; at 0.2-0.3 the
 # one-year validation noise hid it in a third of the seeds).
 GENERATOR_AUTOCORRELATION = 0.4
+# The embedded default: generated instruments, so a fresh machine runs the whole pipeline
+# with no data. One carries a planted edge, one is a null with nothing to learn.
+BUILTIN_INSTRUMENTS: dict[str, dict] = {
+    "SYN_MOMENTUM": {"structure": "momentum", "seed": GENERATOR_SEED},
+    "SYN_NULL": {"structure": "random_walk", "seed": 11},
+}
 
 TRAIN_START = "2020-01-01"
 TRAIN_END = "2023-01-31"
@@ -20,6 +42,9 @@ VALIDATION_START = "2023-02-01"
 VALIDATION_END = "2023-12-31"
 # Split dates may fall up to this many calendar days outside the data (weekends, holidays).
 SPLIT_EDGE_TOLERANCE_DAYS = 6
+# Business days without prices allowed between train and validation (and validation and a
+# test window): the first return after a longer gap would book a multi-week move as one day.
+MAX_SPLIT_GAP_BUSINESS_DAYS = 5
 
 TARGET_EPISODES = 100
 PATIENCE = 3
@@ -35,6 +60,15 @@ MIN_DEFLATED_SHARPE = 0.95
 # of the gap between an 800-day train and a 238-day validation Sharpe of the same policy).
 MAX_SHARPE_GAP = 2.5
 MIN_SHARPE_MARGIN_OVER_CHAMPION = 0.0
+# The cost model every candidate, champion and baseline is judged under (the deployment's;
+# $RL_ASSETS_GATE_TRANSACTION_COST, _RISK_FREE_RATE and _ACTION_SET override these).
+GATE_TRANSACTION_COST = 0.0002  # per unit of position change, 2 bp
+GATE_RISK_FREE_RATE = 0.0  # annual
+GATE_ACTION_SET = "short_flat_long"  # the positions a promoted policy may take
+# Concurrency pools (dagster.yaml `concurrency: pools`): how many trainings and promotions
+# may run at once across every run, CLI included.
+TRAINING_POOL = "rl_assets_training"
+PROMOTION_POOL = "rl_assets_promotion"
 
 ARTIFACTS_ENV_VAR = "RL_ASSETS_ARTIFACTS"
 DEFAULT_ARTIFACTS_DIR = "artifacts"

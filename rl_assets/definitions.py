@@ -6,20 +6,24 @@ from rl_assets.assets import evaluation, prices, promotion, training
 from rl_assets.automation.jobs import retrain_job, weekly_retrain_schedule
 from rl_assets.automation.sensors import new_prices_sensor
 from rl_assets.data import checks as data_checks
-from rl_assets.promotion import checks
+from rl_assets.promotion import checks as gate_checks
 from rl_assets.resources import (
     ArtifactStoreResource,
     GateResource,
     RayResource,
+    RunScopedIOManager,
 )
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules([prices, training, evaluation, promotion]),
-    asset_checks=dg.load_asset_checks_from_modules([data_checks, checks]),
+    asset_checks=dg.load_asset_checks_from_modules([data_checks, gate_checks]),
     jobs=[retrain_job],
     sensors=[new_prices_sensor],
     schedules=[weekly_retrain_schedule],
     resources={
+        # Asset values per run: a run's checks, report and promotion judge the candidate
+        # this run trained, however many runs are in flight (see RunScopedIOManager).
+        "io_manager": RunScopedIOManager(),
         "artifacts": ArtifactStoreResource(),
         "ray": RayResource(),
         "gate_thresholds": GateResource(),

@@ -47,7 +47,13 @@ def training_curve(history: list[dict], best_iteration: int, path: Path) -> str:
     return _save(fig, path)
 
 
-def report_figure(dates, curves: dict[str, np.ndarray], positions: np.ndarray, path: Path) -> str:
+def report_figure(
+    dates,
+    curves: dict[str, np.ndarray],
+    positions: np.ndarray,
+    path: Path,
+    title: str = "Validation: policy vs baselines",
+) -> str:
     """Equity of policy vs baselines, the policy's drawdown and position, on validation."""
     from rl_assets.rl.metrics import drawdown_curve, equity_curve
 
@@ -57,7 +63,7 @@ def report_figure(dates, curves: dict[str, np.ndarray], positions: np.ndarray, p
         axes[0].plot(dates, equity_curve(rets), label=name)
     axes[0].set_ylabel("equity (start 1.0)")
     axes[0].legend()
-    axes[0].set_title("Validation: policy vs baselines")
+    axes[0].set_title(title)
     axes[1].fill_between(dates, drawdown_curve(curves["policy"]), 0, color="tab:red", alpha=0.4)
     axes[1].set_ylabel("policy drawdown")
     axes[2].step(dates, positions, where="post")

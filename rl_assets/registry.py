@@ -1,15 +1,18 @@
-"""The champion registry: versioned copies of promoted checkpoints and an atomic pointer.
+"""The champion registry: one lane per instrument, versioned checkpoints and an atomic pointer.
 
-Layout under ``root``::
+Layout under the registry root (``$RL_ASSETS_ARTIFACTS/registry``)::
 
-    versions/v0001/   a complete copy of a promoted checkpoint (manifest.json last)
-    champion.json     the pointer to the current champion, replaced atomically
-    history.jsonl     one line per promotion or rollback
+    <instrument>/versions/v0001/   a complete copy of a promoted checkpoint (manifest.json last)
+    <instrument>/champion.json     the pointer to the instrument's champion, replaced atomically
+    <instrument>/history.jsonl     one line per promotion or rollback
 
-Roll back from the shell::
+A registry written before instruments existed (``champion.json`` at the root) is moved,
+whole, into the lane ``default`` the first time it is opened.
 
-    python -m rl_assets.registry --root artifacts/registry list
-    python -m rl_assets.registry --root artifacts/registry rollback v0001
+    python -m rl_assets.registry instruments
+    python -m rl_assets.registry --instrument SPY list
+    python -m rl_assets.registry --instrument SPY history
+    python -m rl_assets.registry --instrument SPY rollback v0001
 """
 
 import argparse
@@ -19,36 +22,84 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from rl_assets import constants
 from rl_assets.rl import checkpoints
+
+LEGACY_ITEMS = ("versions", "champion.json", "history.jsonl")
+
+
+class PromotionRefused(RuntimeError):
+    """The champion in place when the promotion committed beat the candidate."""
+
+    def __init__(self, verdict: Any, champion: dict[str, Any] | None):
+        self.verdict = verdict
+        self.champion = champion
+        super().__init__(f"{verdict.name}: {verdict.reason} (observed {verdict.observed})")
+
+
+@contextlib.contextmanager
+def file_lock(directory: Path) -> Iterator[None]:
+    """One writer at a time across processes (an flock on ``directory/.lock``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def migrate_legacy(root: Path) -> Path | None:
+    """Move a single-lane registry at ``root`` into the lane ``default``; return its new path."""
+    root = Path(root)
+    if not (root / "champion.json").exists() and not (root / "versions").is_dir():
+        return None
+    with file_lock(root):
+        if not (root / "champion.json").exists() and not (root / "versions").is_dir():
+            return None  # another process migrated it while we waited
+        dest = root / constants.LEGACY_INSTRUMENT
+        if dest.exists():
+            raise FileExistsError(
+                f"{root} holds a registry from before instruments and a lane "
+                f"'{constants.LEGACY_INSTRUMENT}' already exists; move {root}/versions, "
+                f"champion.json and history.jsonl into one instrument's folder by hand"
+            )
+        tmp = root / f"{checkpoints.TMP_MARK}{constants.LEGACY_INSTRUMENT}"
+        tmp.mkdir(exist_ok=True)
+        for item in LEGACY_ITEMS:
+            if (root / item).exists():
+                os.rename(root / item, tmp / item)
+        os.rename(tmp, dest)
+        return dest
 
 
 class Registry:
-    def __init__(self, root: str | Path):
+    """One instrument's lane: its versions, its champion pointer and its history."""
+
+    def __init__(self, root: str | Path, instrument: str = ""):
         self.root = Path(root)
+        self.instrument = instrument or self.root.name
         self.versions_dir = self.root / "versions"
         self.pointer = self.root / "champion.json"
         self.history_file = self.root / "history.jsonl"
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """One writer at a time, across processes."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    @classmethod
+    def for_instrument(cls, registry_root: str | Path, instrument: str) -> "Registry":
+        registry_root = Path(registry_root)
+        migrate_legacy(registry_root)
+        return cls(registry_root / instrument, instrument)
 
     def champion(self) -> dict[str, Any] | None:
-        """The current champion's record, or None before the first promotion."""
+        """The champion's record, or None before the first promotion. Its ``checkpoint`` is
+        where the version lies now (the lane may have been moved)."""
         if not self.pointer.exists():
             return None
-        return json.loads(self.pointer.read_text())
+        entry = json.loads(self.pointer.read_text())
+        return {**entry, "checkpoint": str(self.versions_dir / entry["version"])}
 
     def versions(self) -> list[str]:
         if not self.versions_dir.is_dir():
@@ -72,23 +123,41 @@ class Registry:
             f.flush()
             os.fsync(f.fileno())
 
-    def promote(self, checkpoint: str | Path, record: dict[str, Any]) -> dict[str, Any]:
-        """Copy a complete checkpoint in as the next version and make it the champion."""
+    def promote(
+        self,
+        checkpoint: str | Path,
+        record: dict[str, Any],
+        accept: Callable[[dict[str, Any] | None], Any] | None = None,
+    ) -> dict[str, Any]:
+        """Copy a complete checkpoint in as the next version and make it the champion.
+
+        Compare-and-swap: under the lane's lock, ``accept`` is called with the champion in
+        place at that moment and returns a verdict (``.passed``); a failed verdict raises
+        ``PromotionRefused`` and nothing changes. Two promotions therefore never both judge
+        against the same old champion.
+        """
         checkpoint = Path(checkpoint)
         checkpoints.read_manifest(checkpoint)  # refuses incomplete checkpoints
-        with self._locked():
+        with file_lock(self.root):
+            champion = self.champion()
+            verdict = accept(champion) if accept is not None else None
+            if verdict is not None and not verdict.passed:
+                raise PromotionRefused(verdict, champion)
             checkpoints.remove_stale_temp_dirs(self.versions_dir)
             checkpoints.remove_stale_temp_dirs(self.root)
-            number = len(self.versions()) + 1
-            version = f"v{number:04d}"
+            version = f"v{len(self.versions()) + 1:04d}"
             dest = self.versions_dir / version
             entry = {
                 **record,
+                "instrument": self.instrument,
                 "version": version,
                 "checkpoint": str(dest),
                 "source_checkpoint": str(checkpoint),
+                "replaced": champion["version"] if champion else None,
                 "promoted_at": time.time(),
             }
+            if verdict is not None:
+                entry["champion_comparison"] = verdict.as_dict()
 
             def fill(tmp: Path) -> None:
                 shutil.copytree(checkpoint, tmp, dirs_exist_ok=True)
@@ -102,11 +171,11 @@ class Registry:
 
     def rollback(self, version: str) -> dict[str, Any]:
         """Point the champion at an earlier version; nothing is deleted."""
-        with self._locked():
+        with file_lock(self.root):
             if version not in self.versions():
                 raise ValueError(
-                    f"version {version!r} is not in the registry at {self.root}; "
-                    f"available: {', '.join(self.versions()) or 'none'}"
+                    f"version {version!r} is not in the registry of {self.instrument} at "
+                    f"{self.root}; available: {', '.join(self.versions()) or 'none'}"
                 )
             manifest = checkpoints.read_manifest(self.versions_dir / version)
             entry = {**manifest["registry"], "rolled_back_at": time.time()}
@@ -115,23 +184,72 @@ class Registry:
             return entry
 
 
+def lanes(registry_root: str | Path) -> list[str]:
+    """Instruments with a lane in the registry."""
+    registry_root = Path(registry_root)
+    migrate_legacy(registry_root)
+    if not registry_root.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in registry_root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / "versions").is_dir()
+    )
+
+
+def default_root() -> Path:
+    artifacts = os.environ.get(constants.ARTIFACTS_ENV_VAR) or str(
+        constants.REPO_ROOT / constants.DEFAULT_ARTIFACTS_DIR
+    )
+    return Path(artifacts) / "registry"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", required=True, help="registry directory")
+    parser.add_argument("--root", type=Path, default=None, help="registry directory")
+    parser.add_argument("--instrument", default="", help="the instrument's lane")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("instruments", help="instruments with a lane, and their champions")
     sub.add_parser("list", help="versions and the current champion")
+    sub.add_parser("history", help="every promotion and rollback, with the gate it passed")
     rb = sub.add_parser("rollback", help="make an earlier version the champion")
     rb.add_argument("version")
     args = parser.parse_args(argv)
-    registry = Registry(args.root)
+    root = args.root or default_root()
+    known = lanes(root)
+    if args.command == "instruments":
+        for name in known:
+            champion = Registry(root / name).champion()
+            print(f"{name:<16} champion {champion['version'] if champion else 'none'}")
+        return 0
+    instrument = args.instrument or (known[0] if len(known) == 1 else "")
+    if not instrument or instrument not in known:
+        print(f"error: choose an instrument with --instrument; lanes in {root}: {known or 'none'}")
+        return 2
+    registry = Registry(root / instrument)
     if args.command == "list":
         champion = registry.champion()
         for v in registry.versions():
             mark = "*" if champion and champion["version"] == v else " "
             print(f"{mark} {v}")
         return 0
-    entry = registry.rollback(args.version)
-    print(f"champion is now {entry['version']} ({entry['checkpoint']})")
+    if args.command == "history":
+        for event in registry.history():
+            when = time.strftime(
+                "%Y-%m-%d %H:%M", time.gmtime(event.get("rolled_back_at") or event["promoted_at"])
+            )
+            print(
+                f"{when} {event['event']:<8} {event['version']} "
+                f"validation Sharpe {event.get('validation_sharpe', float('nan')):.3f} "
+                f"run {event.get('run_id', '?')}"
+            )
+        return 0
+    try:
+        entry = registry.rollback(args.version)
+    except ValueError as err:
+        print(f"error: {err}")
+        return 2
+    print(f"{instrument}: champion is now {entry['version']} ({registry.champion()['checkpoint']})")
     return 0
 
 

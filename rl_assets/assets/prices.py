@@ -1,74 +1,95 @@
-"""Prices: the raw daily bars and the leak-free train/validation split."""
+"""Prices: each instrument's raw daily bars and its leak-free train/validation split."""
 
-import hashlib
 import math
-import os
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from rl_assets import constants
-from rl_assets.data.sources import PRICE_COLUMNS, PRICES_FILE_ENV_VAR, PriceSourceError, load_prices
+from rl_assets.data.sources import PRICE_COLUMNS, PriceSourceError, load_prices
 from rl_assets.data.synthetic import generate_prices
+from rl_assets.data.versions import content_hash, split_record
+from rl_assets.failures import CONFIG, DATA, failure
+from rl_assets.instruments import InstrumentError, instrument_partitions, resolve
 
 
 class RawPricesConfig(dg.Config):
-    """Where prices come from: a CSV/Parquet file, else the embedded deterministic generator.
+    """Where the instrument's prices come from, and how to read them.
 
-    ``source_path`` (or the RL_ASSETS_PRICES_FILE environment variable) names the
-    file; empty means the generator with the settings below. ``symbol`` picks one
-    instrument of a file with a symbol/ticker column; ``price_column`` is "close" or
-    "adj_close" (then close is the adjusted close and open/high/low are scaled by
-    adj_close/close); ``date_format`` (e.g. "%d/%m/%Y") overrides date detection.
+    ``source_path`` names a CSV/Parquet file for this run (else the instrument's file in
+    $RL_ASSETS_PRICES_DIR or $RL_ASSETS_PRICES_FILE, else the embedded generator's
+    instrument). ``symbol`` picks one ticker of a multi-ticker file (default: the
+    instrument key when the file holds it); ``price_column`` is "close" or "adj_close"
+    (then close is the adjusted close and open/high/low are scaled by adj_close/close);
+    ``date_format`` (e.g. "%d/%m/%Y") overrides date detection. The generator settings
+    override a generated instrument's own (empty: the instrument's).
     """
 
     source_path: str = ""
     symbol: str = ""
     price_column: str = "close"
     date_format: str = ""
-    seed: int = constants.GENERATOR_SEED
-    structure: str = "momentum"
-    autocorrelation: float = constants.GENERATOR_AUTOCORRELATION
+    seed: int | None = None
+    structure: str = ""
+    autocorrelation: float | None = None
     start: str = constants.GENERATOR_START
     end: str = constants.GENERATOR_END
 
 
-def content_hash(df: pd.DataFrame) -> str:
-    hashed = pd.util.hash_pandas_object(df, index=True).to_numpy()
-    return hashlib.sha256(hashed.tobytes() + ",".join(df.columns).encode()).hexdigest()[:16]
+def generated(params: dict, config: RawPricesConfig) -> tuple[pd.DataFrame, str]:
+    settings = {
+        **params,
+        **{
+            k: v
+            for k, v in (("seed", config.seed), ("autocorrelation", config.autocorrelation))
+            if v is not None
+        },
+        **({"structure": config.structure} if config.structure else {}),
+    }
+    df = generate_prices(config.start, config.end, **settings)
+    described = ", ".join(f"{k}={v}" for k, v in sorted(settings.items()))
+    return df, f"generator({described})"
 
 
-@dg.asset(group_name=constants.DATA_GROUP, kinds={"pandas"}, code_version="1")
+@dg.asset(
+    partitions_def=instrument_partitions,
+    group_name=constants.DATA_GROUP,
+    kinds={"pandas"},
+    code_version="2",
+)
 def raw_prices(
     context: dg.AssetExecutionContext, config: RawPricesConfig
 ) -> dg.Output[pd.DataFrame]:
-    """Daily OHLCV bars indexed by date, from a user's file or the seeded generator."""
+    """Daily OHLCV bars of one instrument, indexed by date, from its file or the seeded generator."""
+    instrument = context.partition_key
     if config.price_column not in PRICE_COLUMNS:
-        raise dg.Failure(
-            description=f"raw_prices config price_column={config.price_column!r}; choose one "
-            f"of {list(PRICE_COLUMNS)}"
+        raise failure(
+            CONFIG,
+            f"raw_prices config price_column={config.price_column!r}; choose one of "
+            f"{list(PRICE_COLUMNS)}",
         )
-    path = config.source_path or os.environ.get(PRICES_FILE_ENV_VAR, "")
-    via = "config source_path" if config.source_path else f"${PRICES_FILE_ENV_VAR}"
-    details: dict[str, object] = {}
-    if path:
+    try:
+        source = resolve(instrument, config.source_path, config.symbol)
+    except InstrumentError as err:
+        raise failure(DATA, str(err)) from None
+    details: dict[str, object] = {"instrument": instrument}
+    if source.kind == "file":
         try:
             loaded = load_prices(
-                path,
-                symbol=config.symbol,
+                source.path,
+                symbol=source.symbol,
                 price_column=config.price_column,
                 date_format=config.date_format,
             )
         except PriceSourceError as err:
             # A data problem, not a code bug: the message is the whole story.
-            raise dg.Failure(
-                description=str(err), metadata={"source": str(path), "source_via": via}
-            ) from None
+            raise failure(DATA, str(err), {"source": source.path}) from None
         for note in loaded.warnings:
             context.log.warning(f"raw_prices: {note}")
-        df, source = loaded.frame, loaded.source
-        details = {
-            "source_via": via,
+        df, described = loaded.frame, loaded.source
+        details |= {
+            "source_via": "config source_path" if config.source_path else "instrument file",
             "file_format": loaded.file_format,
             "date_source": loaded.date_source,
             "date_format": loaded.date_format,
@@ -80,21 +101,15 @@ def raw_prices(
     else:
         if config.symbol or config.date_format or config.price_column != "close":
             context.log.warning(
-                "raw_prices: symbol, date_format and price_column apply to a price file; no "
-                f"source_path or ${PRICES_FILE_ENV_VAR} is set, so the generator is used"
+                "raw_prices: symbol, date_format and price_column apply to a price file; "
+                f"{instrument} is generated"
             )
-        df = generate_prices(
-            config.start,
-            config.end,
-            seed=config.seed,
-            structure=config.structure,
-            autocorrelation=config.autocorrelation,
-        )
-        source = f"generator(seed={config.seed}, structure={config.structure})"
+        df, described = generated(source.generator, config)
         price_column = "close"  # generated prices have no splits or dividends to adjust
     version = content_hash(df)
     context.log.info(
-        f"raw_prices: {len(df)} rows {df.index[0].date()}..{df.index[-1].date()} from {source}"
+        f"raw_prices {instrument}: {len(df)} rows {df.index[0].date()}..{df.index[-1].date()} "
+        f"from {described}"
     )
     return dg.Output(
         df,
@@ -103,7 +118,7 @@ def raw_prices(
             "rows": len(df),
             "first_date": str(df.index[0].date()),
             "last_date": str(df.index[-1].date()),
-            "source": source,
+            "source": described,
             "price_column": price_column,
             "content_hash": version,
             **details,
@@ -123,6 +138,28 @@ class SplitConfig(dg.Config):
     validation_start: str = constants.VALIDATION_START
     validation_end: str = constants.VALIDATION_END
     validation_fraction: float = constants.VALIDATION_FRACTION
+    max_gap_business_days: int = constants.MAX_SPLIT_GAP_BUSINESS_DAYS
+
+
+def missing_business_days(before: pd.Timestamp, after: pd.Timestamp) -> int:
+    """Business days strictly between two dates (weekends do not count)."""
+    start = np.datetime64(before.date()) + np.timedelta64(1, "D")
+    return int(np.busday_count(start, np.datetime64(after.date())))
+
+
+def refuse_long_gap(
+    earlier: pd.DataFrame, later: pd.DataFrame, names: tuple[str, str], limit: int, setting: str
+) -> None:
+    """A move across a long gap would be booked as one day's return: refuse it, naming both dates."""
+    end, start = earlier.index[-1], later.index[0]
+    missing = missing_business_days(end, start)
+    if missing > limit:
+        raise ValueError(
+            f"{names[0]} ends {end.date()} and {names[1]} starts {start.date()}: {missing} "
+            f"business days without prices between them (limit {limit}). The first "
+            f"{names[1]} return would book that whole move as one day. Start {names[1]} at "
+            f"the first date after {end.date()}, fill the gap in the data, or raise {setting}"
+        )
 
 
 def _timestamp(config: SplitConfig, name: str) -> pd.Timestamp:
@@ -216,6 +253,13 @@ def split_by_dates(prices: pd.DataFrame, config: SplitConfig) -> tuple[pd.DataFr
             f"validation starts {validation.index[0].date()} but train ends "
             f"{train.index[-1].date()}; validation must start after train ends"
         )
+    refuse_long_gap(
+        train,
+        validation,
+        ("train", "validation"),
+        config.max_gap_business_days,
+        "price_splits config max_gap_business_days",
+    )
     return train, validation
 
 
@@ -225,22 +269,23 @@ def split_by_dates(prices: pd.DataFrame, config: SplitConfig) -> tuple[pd.DataFr
             group_name=constants.DATA_GROUP,
             kinds={"pandas"},
             description="Daily bars of the train period: what the policy learns from.",
-            code_version="1",
+            code_version="2",
         ),
         "validation_prices": dg.AssetOut(
             group_name=constants.DATA_GROUP,
             kinds={"pandas"},
             description="Daily bars strictly after train: drives early stopping and the gate.",
-            code_version="1",
+            code_version="2",
         ),
     },
+    partitions_def=instrument_partitions,
 )
 def price_splits(context: dg.AssetExecutionContext, config: SplitConfig, raw_prices: pd.DataFrame):
     """Split raw prices into train and validation, by dates or by a validation fraction."""
     try:
         train, validation = split_by_dates(raw_prices, config)
     except ValueError as err:
-        raise dg.Failure(description=str(err)) from None
+        raise failure(DATA, f"{context.partition_key}: {err}") from None
     method = (
         f"last {config.validation_fraction:.0%} of rows"
         if config.validation_fraction
@@ -252,10 +297,5 @@ def price_splits(context: dg.AssetExecutionContext, config: SplitConfig, raw_pri
             part,
             output_name=name,
             data_version=dg.DataVersion(content_hash(part)),
-            metadata={
-                "rows": len(part),
-                "first_date": str(part.index[0].date()),
-                "last_date": str(part.index[-1].date()),
-                "split": method,
-            },
+            metadata={**split_record(part), "split": method},
         )

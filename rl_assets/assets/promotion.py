@@ -1,66 +1,113 @@
-"""Promotion: copy a candidate that passed every gate into the champion registry."""
+"""Promotion: a candidate that passes every gate becomes its instrument's champion."""
 
+import dataclasses
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from rl_assets import constants
-from rl_assets.promotion import gate
-from rl_assets.promotion.checks import gate_inputs
+from rl_assets import constants, display
+from rl_assets.failures import GATE, failure
+from rl_assets.instruments import instrument_partitions
+from rl_assets.promotion.gate import compare_with_champion, policy_sharpe_on, verdict
+from rl_assets.promotion.judging import gather_evidence, judge_candidate
+from rl_assets.registry import PromotionRefused
 from rl_assets.resources import ArtifactStoreResource, GateResource
 
 
-@dg.asset(group_name=constants.PROMOTION_GROUP)
+@dg.asset(
+    partitions_def=instrument_partitions,
+    group_name=constants.PROMOTION_GROUP,
+    deps=["validation_report"],
+    pool=constants.PROMOTION_POOL,
+    code_version="2",
+)
 def promoted_policy(
     context: dg.AssetExecutionContext,
     artifacts: ArtifactStoreResource,
     gate_thresholds: GateResource,
     trained_policy: dict[str, Any],
-    validation_report: dict[str, Any],
     train_prices: pd.DataFrame,
     validation_prices: pd.DataFrame,
 ) -> dg.Output[dict[str, Any]]:
-    """The champion: the best checkpoint, promoted only when every gate passes."""
-    # Blocking checks skip this asset in the same run, but a later run may materialize it
-    # alone against a candidate that failed: re-evaluate every gate here, never trust "latest".
-    inputs = gate_inputs(
-        trained_policy, train_prices, validation_prices, gate_thresholds, artifacts
+    """The instrument's champion: the candidate, promoted only when every gate passes and it beats the champion in place."""
+    instrument = context.partition_key
+    # The report's blocking checks skip this asset in the same run, but a later run may
+    # materialize it alone: judge the candidate again here, never trust "latest".
+    evidence = gather_evidence(
+        trained_policy, train_prices, validation_prices, gate_thresholds, artifacts, instrument
     )
-    results = gate.evaluate_all(inputs)
+    measured, results = judge_candidate(evidence)
+    registry = artifacts.registry(instrument)
     failed = [r for r in results if not r.passed]
-    registry = artifacts.registry()
     if failed:
-        champion = inputs.champion
+        champion = evidence.champion
         reasons = "; ".join(
             f"{r.name}: {r.reason} (observed {r.observed}, threshold {r.threshold})" for r in failed
         )
-        raise dg.Failure(
-            description=f"candidate {trained_policy['checkpoint']} refused: {reasons}. "
+        raise failure(
+            GATE,
+            f"{instrument}: candidate {trained_policy['checkpoint']} refused: {reasons}. "
             f"The champion is unchanged ({champion['version'] if champion else 'none yet'}).",
-            metadata={"failed_gates": dg.MetadataValue.json([r.as_dict() for r in failed])},
+            {"failed_gates": dg.MetadataValue.json([r.as_dict() for r in failed])},
         )
-    entry = registry.promote(
-        trained_policy["checkpoint"],
-        {
-            "run_id": context.run_id,
-            "validation_sharpe": validation_report["validation_sharpe"],
-            "buy_and_hold_sharpe": validation_report["validation"]["buy_and_hold"]["sharpe"],
-            "train_sharpe": validation_report["train_sharpe"],
-            "best_iteration": trained_policy["best_iteration"],
-            "data_version": trained_policy.get("data_version", ""),
-            "spec": trained_policy["spec"],
-            "gates": [r.as_dict() for r in results],
-        },
+
+    def against_champion_in_place(champion: dict[str, Any] | None):
+        """Compare-and-swap: judged again under the registry lock against the champion that is
+        there now, which another run may have installed since the gates above ran."""
+        if champion is None:
+            return compare_with_champion(
+                measured.validation_sharpe, None, None, evidence.thresholds.min_margin_over_champion
+            )
+        artifacts.trusted(champion["checkpoint"])
+        return compare_with_champion(
+            measured.validation_sharpe,
+            champion["version"],
+            policy_sharpe_on(champion, evidence),
+            evidence.thresholds.min_margin_over_champion,
+        )
+
+    record = {
+        "run_id": context.run_id,
+        "candidate_run_id": trained_policy.get("provenance", {}).get("run_id", ""),
+        # The champion's numbers come from this checkpoint's own evaluation, just above.
+        "validation_sharpe": measured.validation_sharpe,
+        "buy_and_hold_sharpe": measured.buy_and_hold_sharpe,
+        "train_sharpe": measured.train_sharpe,
+        "best_iteration": trained_policy["best_iteration"],
+        "data_version": trained_policy.get("data_version", ""),
+        "splits": measured.recorded_splits,
+        "spec": trained_policy["spec"],
+        "thresholds": dataclasses.asdict(evidence.thresholds),
+        "cost_model": dataclasses.asdict(evidence.cost),
+        "gates": [r.as_dict() for r in results],
+    }
+    try:
+        entry = registry.promote(trained_policy["checkpoint"], record, against_champion_in_place)
+    except PromotionRefused as refused:
+        raise failure(
+            GATE,
+            f"{instrument}: candidate {trained_policy['checkpoint']} refused at commit: "
+            f"{refused}. The champion in place ({refused.champion['version']}) was installed "
+            "after this run's gates ran, and it is at least as good; nothing changed.",
+            {"failed_gates": dg.MetadataValue.json([refused.verdict.as_dict()])},
+        ) from None
+    context.log.info(
+        f"{instrument}: promoted {entry['version']} ({verdict(results)}); it replaced "
+        f"{entry['replaced'] or 'no champion'}"
     )
-    context.log.info(f"promoted {entry['version']} to {entry['checkpoint']}")
     return dg.Output(
         entry,
         metadata={
+            "instrument": instrument,
             "version": entry["version"],
+            "replaced": entry["replaced"] or "none",
             "checkpoint": dg.MetadataValue.path(entry["checkpoint"]),
             "champion_pointer": dg.MetadataValue.path(str(registry.pointer)),
-            "validation_sharpe": entry["validation_sharpe"],
-            "gates": dg.MetadataValue.json([r.as_dict() for r in results]),
+            "validation_sharpe": display.ratio(entry["validation_sharpe"]),
+            "buy_and_hold_sharpe": display.ratio(entry["buy_and_hold_sharpe"]),
+            "gates": dg.MetadataValue.json(entry["gates"]),
+            "cost_model": dg.MetadataValue.json(entry["cost_model"]),
+            "thresholds": dg.MetadataValue.json(entry["thresholds"]),
         },
     )

@@ -6,9 +6,11 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from rl_assets import constants, plots
-from rl_assets.assets.prices import content_hash
-from rl_assets.resources import ArtifactStoreResource, RayResource
+from rl_assets import constants, display, plots
+from rl_assets.data.versions import split_record
+from rl_assets.failures import CONFIG, failure
+from rl_assets.instruments import instrument_partitions
+from rl_assets.resources import ArtifactStoreResource, GateResource, RayResource
 from rl_assets.rl.training import (
     TrainingSpec,
     plan_budget,
@@ -31,7 +33,7 @@ class EpisodesConfig(dg.Config):
     num_envs_per_env_runner: int = _DEFAULT.num_envs_per_env_runner
 
 
-@dg.asset(group_name=constants.TRAINING_GROUP)
+@dg.asset(partitions_def=instrument_partitions, group_name=constants.TRAINING_GROUP)
 def episodes_per_iteration(
     context: dg.AssetExecutionContext, config: EpisodesConfig, train_prices: pd.DataFrame
 ) -> dg.Output[dict[str, Any]]:
@@ -40,13 +42,17 @@ def episodes_per_iteration(
     spec = TrainingSpec(**sampling)
     min_rows = spec.window + spec.episode_length + 1
     if len(train_prices) < min_rows:
-        raise dg.Failure(
-            description=f"train_prices has {len(train_prices)} rows; one episode needs at least "
+        raise failure(
+            CONFIG,
+            f"train_prices has {len(train_prices)} rows; one episode needs at least "
             f"{min_rows} (window {spec.window} + episode_length {spec.episode_length} + 1): widen "
             "the train dates (price_splits config), lower validation_fraction, or shorten "
-            "episode_length"
+            "episode_length",
         )
-    plan = plan_budget(spec)
+    try:
+        plan = plan_budget(spec)
+    except ValueError as err:
+        raise failure(CONFIG, f"episodes_per_iteration config: {err}") from None
     measured = simulate_episodes_per_iteration(spec, train_prices["close"].to_numpy())
     value = {**plan, "measured_episodes_per_iteration": measured, "sampling": sampling}
     context.log.info(
@@ -56,8 +62,8 @@ def episodes_per_iteration(
     return dg.Output(
         value,
         metadata={
-            "episodes_per_iteration": plan["episodes_per_iteration"],
-            "measured_episodes_per_iteration": measured,
+            "episodes_per_iteration": display.ratio(plan["episodes_per_iteration"]),
+            "measured_episodes_per_iteration": display.ratio(measured),
             "iterations_for_target": plan["iterations_for_target"],
             "target_episodes": config.target_episodes,
             "parallel_envs": plan["parallel_envs"],
@@ -99,30 +105,50 @@ def _history_table(rows: list[dict[str, Any]]) -> str:
     )
 
 
-@dg.asset(group_name=constants.TRAINING_GROUP, kinds={"ray", "pytorch"})
+@dg.asset(
+    partitions_def=instrument_partitions,
+    group_name=constants.TRAINING_GROUP,
+    kinds={"ray", "pytorch"},
+    pool=constants.TRAINING_POOL,
+)
 def trained_policy(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
     artifacts: ArtifactStoreResource,
     ray: RayResource,
+    gate_thresholds: GateResource,
     train_prices: pd.DataFrame,
     validation_prices: pd.DataFrame,
     episodes_per_iteration: dict[str, Any],
 ) -> dg.Output[dict[str, Any]]:
     """RLlib PPO policy: best checkpoint by validation Sharpe, with early stopping."""
-    spec = TrainingSpec(**episodes_per_iteration["sampling"], **config.model_dump())
+    # A run config that would loosen the gate fails here, before minutes of training.
+    gate_thresholds.thresholds()
+    gate_thresholds.cost_model()
+    instrument = context.partition_key
+    try:
+        spec = TrainingSpec(**episodes_per_iteration["sampling"], **config.model_dump())
+    except (TypeError, ValueError) as err:
+        raise failure(CONFIG, f"trained_policy config: {err}") from None
     train = train_prices["close"].to_numpy()
     validation = with_history(train, validation_prices["close"].to_numpy(), spec.window)
     run_dir = artifacts.run_dir(context.run_id)
-    result = train_ppo(
-        spec,
-        train,
-        validation,
-        run_dir / "checkpoints",
-        data_version=content_hash(pd.concat([train_prices, validation_prices])),
-        log=context.log.info,
-        ray_address=ray.address or None,
-    )
+    splits = {"train": split_record(train_prices), "validation": split_record(validation_prices)}
+    data_version = f"{splits['train']['content_hash']}+{splits['validation']['content_hash']}"
+    try:
+        result = train_ppo(
+            spec,
+            train,
+            validation,
+            run_dir / "checkpoints",
+            data_version=data_version,
+            log=context.log.info,
+            ray_address=ray.address or None,
+            provenance={"instrument": instrument, "run_id": context.run_id, "splits": splits},
+            num_cpus=ray.num_cpus or None,
+        )
+    except ValueError as err:  # an impossible setting, named with its fix by train_ppo
+        raise failure(CONFIG, f"trained_policy: {err}") from None
     b64 = plots.training_curve(
         result["history"], result["best_iteration"], run_dir / "training_curve.png"
     )
@@ -134,18 +160,23 @@ def trained_policy(
     return dg.Output(
         result,
         metadata={
+            "instrument": instrument,
             "checkpoint": dg.MetadataValue.path(result["checkpoint"]),
             "best_iteration": result["best_iteration"],
-            "best_validation_sharpe": result["best_validation_sharpe"],
-            "buy_and_hold_validation_sharpe": result["buy_and_hold_validation_sharpe"],
+            "best_validation_sharpe": display.ratio(result["best_validation_sharpe"]),
+            "buy_and_hold_validation_sharpe": display.ratio(
+                result["buy_and_hold_validation_sharpe"]
+            ),
             "stop_reason": result["stop_reason"],
             "iterations": result["iterations"],
             "episodes_total": result["episodes_total"],
             "episodes_target": result["episodes_target"],
-            "episodes_error": result["episodes_error"],
+            "episodes_error": display.fraction(result["episodes_error"]),
             "num_env_runners": result["num_env_runners"],
             "ray": result["ray"],
-            "seconds": result["seconds"],
+            "seconds": display.seconds(result["seconds"]),
+            "train_split": dg.MetadataValue.json(splits["train"]),
+            "validation_split": dg.MetadataValue.json(splits["validation"]),
             "iterations_table": dg.MetadataValue.md(_history_table(result["history"])),
             "history": dg.MetadataValue.json(result["history"]),
             "training_curve": dg.MetadataValue.md(plots.markdown_image(b64, "training curve")),

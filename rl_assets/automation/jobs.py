@@ -1,6 +1,7 @@
 """The retraining job, its weekly schedule, and the run config and tags every retrain run carries."""
 
 import hashlib
+import json
 import os
 import uuid
 from pathlib import Path
@@ -9,17 +10,27 @@ from typing import Any
 import dagster as dg
 import yaml
 
-from rl_assets.data.sources import PRICES_FILE_ENV_VAR
+from rl_assets.data.sources import PriceSourceError, symbol_digests
+from rl_assets.data.synthetic import generate_prices
+from rl_assets.data.versions import content_hash
+from rl_assets.instruments import (
+    InstrumentError,
+    InstrumentSource,
+    instrument_partitions,
+    registered,
+    resolve,
+)
 from rl_assets.resources import ArtifactStoreResource
 
-# dagster.yaml limits runs carrying this tag (any value) to one at a time: one training, one
-# promotion in flight, however the run was started (sensor, schedule, UI, CLI).
-TRAINING_TAG = "rl_assets/training"
 CONTENT_TAG = "rl_assets/content_sha256"
+CONFIG_TAG = "rl_assets/config_sha256"
 SOURCE_FILE_TAG = "rl_assets/source_file"
+REQUESTED_BY_TAG = "rl_assets/requested_by"
+ATTEMPT_TAG = "rl_assets/attempt"
+PARTITION_TAG = "dagster/partition"
 
-# Optional YAML run config merged into every run the sensor and the schedule request
-# (a small training budget, gate thresholds, split dates...).
+# Optional YAML run config merged into every run the sensors and the schedule request
+# (a small training budget, tighter gate thresholds, split dates...).
 RETRAIN_RUN_CONFIG_ENV_VAR = "RL_ASSETS_RETRAIN_RUN_CONFIG"
 # Immutable, content-addressed copies of the price files runs train on, under the artifacts root.
 INCOMING_DIR = "incoming"
@@ -27,11 +38,11 @@ INCOMING_DIR = "incoming"
 retrain_job = dg.define_asset_job(
     name="retrain_job",
     selection=dg.AssetSelection.assets("promoted_policy").upstream(),
+    partitions_def=instrument_partitions,
     description=(
-        "Retrain from raw_prices through promoted_policy with every check; the gate blocks "
-        "promotion. One run at a time (tag rl_assets/training)."
+        "Retrain one instrument from raw_prices through promoted_policy with every check; the "
+        "gate blocks promotion. Trainings and promotions queue for their concurrency pools."
     ),
-    tags={TRAINING_TAG: "true"},
 )
 
 
@@ -39,12 +50,18 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def config_digest(run_config: dict[str, Any]) -> str:
+    """16 hex digits identifying an effective run config (key order does not matter)."""
+    text = json.dumps(run_config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def snapshot_prices(data: bytes, sha256: str, name: str, artifacts_root: str | Path) -> Path:
     """Write ``data`` once to ``<artifacts>/incoming/<sha256>/<name>``; return that path.
 
-    A queued run reads this copy, not the landing file, so it trains on exactly the bytes
-    that were hashed even if the landing file is overwritten before the run starts. The
-    file keeps its name, so the loader reads it in the same format as the original.
+    A queued run reads this copy, not the original file, so it trains on exactly the bytes
+    that were hashed even if the file is overwritten before the run starts. The copy keeps
+    its name, so the loader reads it in the same format as the original.
     """
     if not name or Path(name).name != name:
         raise ValueError(f"snapshot name {name!r} must be a bare file name like 'prices.csv'")
@@ -103,21 +120,87 @@ def extra_run_config() -> dict[str, Any]:
     if source:
         raise ValueError(
             f"${RETRAIN_RUN_CONFIG_ENV_VAR} file {path} sets ops.raw_prices.config.source_path "
-            f"to {source!r}; the sensor and the schedule set it for each file: remove that key"
+            f"to {source!r}; the sensors and the schedule set it for each instrument: remove it"
         )
     return config
 
 
 def retrain_run_config(
-    source_path: str | Path | None, extra: dict[str, Any] | None = None
+    source_path: str | Path | None, extra: dict[str, Any] | None = None, symbol: str = ""
 ) -> dict[str, Any]:
     """Run config of one retrain run: ``extra`` (default: the optional YAML), then the file."""
     config = extra_run_config() if extra is None else extra
     if source_path is None:
         return config
-    return _deep_merge(
-        config, {"ops": {"raw_prices": {"config": {"source_path": str(source_path)}}}}
+    raw = {"source_path": str(source_path), **({"symbol": symbol} if symbol else {})}
+    return _deep_merge(config, {"ops": {"raw_prices": {"config": raw}}})
+
+
+def source_content(source: InstrumentSource) -> str:
+    """What the instrument's training data is made of, as a digest: the file's bytes, the
+    symbol's rows of a multi-ticker file, or the generated bars."""
+    if source.kind == "generator":
+        return content_hash(generate_prices_for(source))
+    if source.symbol:
+        digests = symbol_digests(source.path)
+        if source.symbol not in digests:
+            raise InstrumentError(f"symbol {source.symbol!r} is no longer in {source.path}")
+        return digests[source.symbol]
+    return sha256_hex(Path(source.path).read_bytes())
+
+
+def generate_prices_for(source: InstrumentSource):
+    from rl_assets import constants
+
+    return generate_prices(constants.GENERATOR_START, constants.GENERATOR_END, **source.generator)
+
+
+def run_request_for(
+    instrument: str,
+    source: InstrumentSource,
+    content: str,
+    extra: dict[str, Any],
+    artifacts_root: str | Path,
+    requested_by: str,
+    run_key: str | None = None,
+    attempt: int = 1,
+) -> dg.RunRequest:
+    """One retrain run of ``instrument`` on ``content``: file instruments read an immutable
+    snapshot; the tags say what it trains on and under which effective config."""
+    if source.kind == "file":
+        data = Path(source.path).read_bytes()
+        snapshot = snapshot_prices(data, sha256_hex(data), Path(source.path).name, artifacts_root)
+        run_config = retrain_run_config(snapshot, extra, source.symbol)
+    else:
+        run_config = retrain_run_config(None, extra)
+    return dg.RunRequest(
+        partition_key=instrument,
+        run_key=run_key,
+        run_config=run_config,
+        tags={
+            CONTENT_TAG: content,
+            CONFIG_TAG: config_digest(extra),
+            SOURCE_FILE_TAG: source.path or "generator",
+            REQUESTED_BY_TAG: requested_by,
+            ATTEMPT_TAG: str(attempt),
+        },
     )
+
+
+FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+
+
+def finished_run(instance: dg.DagsterInstance, instrument: str, content: str, config: str):
+    """A finished retrain run of this instrument on this content and config, whatever its outcome."""
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(
+            job_name=retrain_job.name,
+            tags={PARTITION_TAG: instrument, CONTENT_TAG: content, CONFIG_TAG: config},
+            statuses=FINISHED,
+        ),
+        limit=1,
+    )
+    return runs[0] if runs else None
 
 
 @dg.schedule(
@@ -126,42 +209,36 @@ def retrain_run_config(
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.STOPPED,
     description=(
-        "Mondays 06:00 UTC: retrain on $RL_ASSETS_PRICES_FILE (else the generator); skipped "
-        "when a retrain run already succeeded on the same file content."
+        "Mondays 06:00 UTC: one retrain run per registered instrument, skipping an instrument "
+        "whose content and effective config already had a finished run (whatever its outcome)."
     ),
 )
 def weekly_retrain_schedule(
     context: dg.ScheduleEvaluationContext, artifacts: ArtifactStoreResource
-) -> dg.RunRequest | dg.SkipReason:
-    """Weekly retraining on the configured price source; off until a user turns it on."""
-    raw = os.environ.get(PRICES_FILE_ENV_VAR, "").strip()
-    if not raw:
-        return dg.RunRequest(
-            run_config=retrain_run_config(None), tags={SOURCE_FILE_TAG: "generator"}
+) -> list[dg.RunRequest] | dg.SkipReason:
+    """Weekly retraining of every instrument whose data or config changed; off until turned on."""
+    extra = extra_run_config()
+    config = config_digest(extra)
+    requests, skipped = [], []
+    for instrument in registered(context.instance):
+        try:
+            source = resolve(instrument)
+            content = source_content(source)
+        except (InstrumentError, PriceSourceError, OSError) as err:
+            skipped.append(f"{instrument}: {err}")
+            continue
+        done = finished_run(context.instance, instrument, content, config)
+        if done is not None:
+            skipped.append(
+                f"{instrument}: content {content[:12]} and config {config} already ran in "
+                f"{done.run_id} ({done.status.value}); launch retrain_job by hand to force a run"
+            )
+            continue
+        requests.append(
+            run_request_for(instrument, source, content, extra, artifacts.path, "schedule")
         )
-    path = Path(raw)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"${PRICES_FILE_ENV_VAR} names {path}, which does not exist; point it at a CSV or "
-            f"Parquet price file, or unset it to retrain on the generator"
-        )
-    data = path.read_bytes()
-    sha = sha256_hex(data)
-    done = context.instance.get_runs(
-        filters=dg.RunsFilter(
-            job_name=retrain_job.name,
-            tags={CONTENT_TAG: sha},
-            statuses=[dg.DagsterRunStatus.SUCCESS],
-        ),
-        limit=1,
-    )
-    if done:
-        return dg.SkipReason(
-            f"{path} (sha256 {sha[:12]}) is unchanged since run {done[0].run_id} retrained on "
-            "it; update the file to retrain"
-        )
-    snapshot = snapshot_prices(data, sha, path.name, artifacts.path)
-    return dg.RunRequest(
-        run_config=retrain_run_config(snapshot),
-        tags={CONTENT_TAG: sha, SOURCE_FILE_TAG: str(path)},
-    )
+    for note in skipped:
+        context.log.info(f"weekly_retrain_schedule: {note}")
+    if not requests:
+        return dg.SkipReason("; ".join(skipped) or "no instruments registered")
+    return requests

@@ -1,4 +1,5 @@
-"""The landing-directory sensor: one retrain run per new price-file content, never twice."""
+"""The landing-directory sensor: one retrain run per (instrument, content), never twice, and
+bounded retries of runs that failed for an infrastructure reason."""
 
 import json
 import os
@@ -8,29 +9,46 @@ from pathlib import Path
 
 import dagster as dg
 
+from rl_assets import constants
 from rl_assets.automation.jobs import (
+    ATTEMPT_TAG,
+    CONFIG_TAG,
     CONTENT_TAG,
+    REQUESTED_BY_TAG,
     SOURCE_FILE_TAG,
+    config_digest,
     extra_run_config,
     retrain_job,
     retrain_run_config,
     sha256_hex,
     snapshot_prices,
 )
-from rl_assets.resources import REPO_ROOT, ArtifactStoreResource
+from rl_assets.automation.retries import infrastructure_retries
+from rl_assets.data.sources import PriceSourceError, symbol_digests
+from rl_assets.instruments import (
+    InstrumentError,
+    instrument_partitions,
+    key_from_file,
+    price_suffix,
+    validate_key,
+)
+from rl_assets.resources import ArtifactStoreResource
 
+SENSOR_NAME = "new_prices_sensor"
 LANDING_DIR_ENV_VAR = "RL_ASSETS_LANDING_DIR"
-DEFAULT_LANDING_DIR = REPO_ROOT / "landing"
-PRICE_SUFFIXES = (".csv", ".parquet")
+DEFAULT_LANDING_DIR = constants.REPO_ROOT / "landing"
 SENSOR_INTERVAL_ENV_VAR = "RL_ASSETS_SENSOR_INTERVAL_SECONDS"
 DEFAULT_SENSOR_INTERVAL_SECONDS = 30
 # A file modified less than this long ago may still be being copied: look again next tick.
 SETTLE_ENV_VAR = "RL_ASSETS_LANDING_SETTLE_SECONDS"
 DEFAULT_SETTLE_SECONDS = 10
-CURSOR_VERSION = 1
+MAX_RETRIES_ENV_VAR = "RL_ASSETS_MAX_INFRA_RETRIES"
+DEFAULT_MAX_RETRIES = 2
+CURSOR_VERSION = 2
+RUN_KEY_TAG = "dagster/run_key"
 
 
-def _env_seconds(name: str, default: int, minimum: int) -> int:
+def _env_int(name: str, default: int, minimum: int) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -40,7 +58,7 @@ def _env_seconds(name: str, default: int, minimum: int) -> int:
         value = None
     if value is None or value < minimum:
         raise ValueError(
-            f"${name}={raw!r} is not a whole number of seconds >= {minimum}; "
+            f"${name}={raw!r} is not a whole number >= {minimum}; "
             f"set it to e.g. {default} or unset it for the default"
         )
     return value
@@ -53,24 +71,32 @@ def landing_dir() -> Path:
 
 
 def sensor_interval_seconds() -> int:
-    return _env_seconds(SENSOR_INTERVAL_ENV_VAR, DEFAULT_SENSOR_INTERVAL_SECONDS, minimum=1)
+    return _env_int(SENSOR_INTERVAL_ENV_VAR, DEFAULT_SENSOR_INTERVAL_SECONDS, minimum=1)
 
 
 def settle_seconds() -> int:
-    return _env_seconds(SETTLE_ENV_VAR, DEFAULT_SETTLE_SECONDS, minimum=0)
+    return _env_int(SETTLE_ENV_VAR, DEFAULT_SETTLE_SECONDS, minimum=0)
+
+
+def max_retries() -> int:
+    return _env_int(MAX_RETRIES_ENV_VAR, DEFAULT_MAX_RETRIES, minimum=0)
 
 
 @dataclass
 class LandingCursor:
-    """What the sensor has seen, as JSON.
+    """What the sensor has handled, in a size that does not grow with the files that arrive.
 
-    ``seen`` maps the sha256 of every file content ever requested to the file it first came
-    from; ``files`` caches ``[mtime_ns, size, sha256]`` per file name so an unchanged file is
-    not read again and a touched one is re-hashed and found known.
+    Files are taken in order of their inode change time (ctime: set by every write, copy and
+    rename, and never by a tool that preserves modification times, such as ``cp -p`` or
+    rsync). ``watermark_ns`` is the ctime up to which every file was handled, ``at_watermark``
+    the names handled at exactly that ctime, and ``failures_after`` the update time of the
+    last failed run looked at for retries. Which contents already ran is Dagster's record of
+    run keys, not the cursor's.
     """
 
-    seen: dict[str, str] = field(default_factory=dict)
-    files: dict[str, list] = field(default_factory=dict)
+    watermark_ns: int = 0
+    at_watermark: list[str] = field(default_factory=list)
+    failures_after: float = 0.0
 
     @classmethod
     def from_json(cls, raw: str | None) -> "LandingCursor":
@@ -80,26 +106,46 @@ class LandingCursor:
             data = json.loads(raw)
             if data.get("version") != CURSOR_VERSION:
                 raise ValueError(f"version {data.get('version')!r}, expected {CURSOR_VERSION}")
-            seen, files = dict(data["seen"]), dict(data["files"])
+            return cls(
+                watermark_ns=int(data["watermark_ns"]),
+                at_watermark=list(data["at_watermark"]),
+                failures_after=float(data["failures_after"]),
+            )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(
-                f"new_prices_sensor cursor {raw[:80]!r} is not a landing cursor ({exc}); clear "
-                "the cursor in the UI (Sensors > new_prices_sensor > Set cursor, empty): run "
+                f"{SENSOR_NAME} cursor {raw[:80]!r} is not a landing cursor ({exc}); clear "
+                f"the cursor in the UI (Sensors > {SENSOR_NAME} > Set cursor, empty): run "
                 "keys still stop any content that already ran from running again"
             ) from None
-        return cls(seen=seen, files=files)
 
     def to_json(self) -> str:
         return json.dumps(
-            {"version": CURSOR_VERSION, "seen": self.seen, "files": self.files}, sort_keys=True
+            {
+                "version": CURSOR_VERSION,
+                "watermark_ns": self.watermark_ns,
+                "at_watermark": sorted(self.at_watermark),
+                "failures_after": self.failures_after,
+            },
+            sort_keys=True,
         )
 
+    def handled(self, name: str, ctime_ns: int) -> bool:
+        return ctime_ns < self.watermark_ns or (
+            ctime_ns == self.watermark_ns and name in self.at_watermark
+        )
 
-def _price_files(directory: Path) -> list[tuple[Path, os.stat_result]]:
-    """Top-level *.csv / *.parquet files, oldest first; hidden files (temp copies) are skipped."""
+    def advance(self, name: str, ctime_ns: int) -> None:
+        if ctime_ns > self.watermark_ns:
+            self.watermark_ns, self.at_watermark = ctime_ns, [name]
+        elif ctime_ns == self.watermark_ns and name not in self.at_watermark:
+            self.at_watermark.append(name)
+
+
+def _landed_files(directory: Path) -> list[tuple[Path, os.stat_result]]:
+    """Top-level price files, oldest change first; hidden files (copies in progress) skipped."""
     found = []
     for path in directory.iterdir():
-        if path.name.startswith(".") or path.suffix.lower() not in PRICE_SUFFIXES:
+        if path.name.startswith(".") or not price_suffix(path):
             continue
         try:
             stat = path.stat()
@@ -107,76 +153,126 @@ def _price_files(directory: Path) -> list[tuple[Path, os.stat_result]]:
             continue
         if path.is_file():
             found.append((path, stat))
-    return sorted(found, key=lambda item: (item[1].st_mtime_ns, item[0].name))
+    return sorted(found, key=lambda item: (item[1].st_ctime_ns, item[0].name))
+
+
+def instruments_of(path: Path, data: bytes) -> list[tuple[str, str, str]]:
+    """(instrument, content digest, symbol) for each instrument in a landed file: one per
+    symbol of a multi-ticker file (its rows' digest), else one named after the file (the
+    file's sha256). A file that cannot be parsed is one instrument: its run then fails at
+    raw_prices with the reason."""
+    try:
+        digests = symbol_digests(path)
+    except PriceSourceError:
+        digests = {}
+    if digests:
+        return [(validate_key(s, f"symbol in {path.name}"), d, s) for s, d in digests.items()]
+    return [(key_from_file(path), sha256_hex(data), "")]
+
+
+def run_exists(instance: dg.DagsterInstance, run_key: str) -> dg.DagsterRun | None:
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(tags={RUN_KEY_TAG: run_key, "dagster/sensor_name": SENSOR_NAME}),
+        limit=1,
+    )
+    return runs[0] if runs else None
 
 
 @dg.sensor(
+    name=SENSOR_NAME,
     job=retrain_job,
     minimum_interval_seconds=sensor_interval_seconds(),
     default_status=dg.DefaultSensorStatus.STOPPED,
     description=(
-        "Watches $RL_ASSETS_LANDING_DIR (default <repo>/landing) for *.csv/*.parquet price "
-        "files; each new content (sha256) requests one retrain_job run. Off until turned on."
+        "Watches $RL_ASSETS_LANDING_DIR (default <repo>/landing) for price files; adds their "
+        "instruments and requests one retrain run per (instrument, content). Off until turned on."
     ),
 )
 def new_prices_sensor(
     context: dg.SensorEvaluationContext, artifacts: ArtifactStoreResource
 ) -> dg.SensorResult:
-    """Request one retraining run per new price-file content dropped in the landing directory."""
+    """One retraining run per instrument whose rows changed in a file dropped in the landing directory."""
     directory = landing_dir()
     directory.mkdir(parents=True, exist_ok=True)
     cursor = LandingCursor.from_json(context.cursor)
     settle = settle_seconds()
     now = time.time()
-    files: dict[str, list] = {}
     requests: list[dg.RunRequest] = []
+    new_keys: list[str] = []
     notes: list[str] = []
     extra: dict | None = None
-    for path, stat in _price_files(directory):
-        name = path.name
-        cached = cursor.files.get(name)
-        if cached and cached[:2] == [stat.st_mtime_ns, stat.st_size]:
-            files[name] = cached
+    blocked_at: int | None = None  # the watermark may not pass a file still being written
+    for path, stat in _landed_files(directory):
+        name, ctime = path.name, stat.st_ctime_ns
+        if cursor.handled(name, ctime):
             continue
-        if stat.st_size == 0:  # created but not written yet: look again when it has content
-            notes.append(f"{name} is empty")
-            continue
-        if now - stat.st_mtime < settle:
-            if cached:
-                files[name] = cached
-            notes.append(f"{name} changed {now - stat.st_mtime:.0f}s ago; waiting {settle}s")
+        if stat.st_size == 0 or now - stat.st_mtime < settle:
+            notes.append(f"{name} is still being written; waiting {settle}s")
+            blocked_at = ctime if blocked_at is None else min(blocked_at, ctime)
             continue
         try:
             data = path.read_bytes()
         except OSError as exc:
             context.log.warning(f"cannot read {path}: {exc}; will try again next tick")
             notes.append(f"{name} unreadable ({type(exc).__name__})")
+            blocked_at = ctime if blocked_at is None else min(blocked_at, ctime)
             continue
         if len(data) != stat.st_size:
             notes.append(f"{name} changed while being read; reading it again next tick")
+            blocked_at = ctime if blocked_at is None else min(blocked_at, ctime)
             continue
-        sha = sha256_hex(data)
-        files[name] = [stat.st_mtime_ns, stat.st_size, sha]
-        if sha in cursor.seen:
-            notes.append(f"{name} has the content of {cursor.seen[sha]} (sha256 {sha[:12]})")
-            continue
-        if extra is None:
+        try:
+            found = instruments_of(path, data)
+        except InstrumentError as err:
+            context.log.warning(str(err))
+            notes.append(str(err))
+            found = []
+        if extra is None and found:
             # Read the extra YAML once per tick and before any copy, so a bad YAML fails the
             # tick (visible in the UI, retried next tick) without advancing the cursor.
             extra = extra_run_config()
-        snapshot = snapshot_prices(data, sha, name, artifacts.path)
-        cursor.seen[sha] = name
-        requests.append(
-            dg.RunRequest(
-                run_key=sha,
-                run_config=retrain_run_config(snapshot, extra),
-                tags={CONTENT_TAG: sha, SOURCE_FILE_TAG: str(path)},
+        unchanged = []
+        for instrument, content, symbol in found:
+            run_key = f"{instrument}:{content}"
+            earlier = run_exists(context.instance, run_key)
+            if earlier is not None:
+                unchanged.append(instrument)
+                continue
+            snapshot = snapshot_prices(data, sha256_hex(data), name, artifacts.path)
+            new_keys.append(instrument)
+            requests.append(
+                dg.RunRequest(
+                    partition_key=instrument,
+                    run_key=run_key,
+                    run_config=retrain_run_config(snapshot, extra, symbol),
+                    tags={
+                        CONTENT_TAG: content,
+                        CONFIG_TAG: config_digest(extra or {}),
+                        SOURCE_FILE_TAG: str(path),
+                        REQUESTED_BY_TAG: SENSOR_NAME,
+                        ATTEMPT_TAG: "1",
+                    },
+                )
             )
-        )
-        context.log.info(f"{name}: new content sha256 {sha[:12]}; requesting a retrain run")
-    cursor.files = files
+            context.log.info(
+                f"{name}: {instrument} has new content {content[:12]}; requesting a run"
+            )
+        if unchanged:
+            notes.append(f"{name}: unchanged for {', '.join(unchanged)} (already ran)")
+        if blocked_at is None or ctime < blocked_at:
+            cursor.advance(name, ctime)
+    retries, retry_notes, cursor.failures_after = infrastructure_retries(
+        context.instance, SENSOR_NAME, cursor.failures_after, max_retries()
+    )
+    requests += retries
+    notes += retry_notes
+    partitions = (
+        [instrument_partitions.build_add_request(sorted(set(new_keys)))] if new_keys else []
+    )
     if requests:
-        return dg.SensorResult(run_requests=requests, cursor=cursor.to_json())
+        return dg.SensorResult(
+            run_requests=requests, dynamic_partitions_requests=partitions, cursor=cursor.to_json()
+        )
     reason = "; ".join(notes) if notes else "no new price file"
     return dg.SensorResult(
         skip_reason=dg.SkipReason(f"{reason} in {directory}"), cursor=cursor.to_json()

@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from rl_assets.assets.prices import raw_prices
 from rl_assets.data.resources import DEFAULT_DATA_QUALITY, DataQualityResource
 from rl_assets.data.schemas import (
     RawPrices,
@@ -14,6 +13,7 @@ from rl_assets.data.schemas import (
     describe_failures,
     failure_summary,
 )
+from rl_assets.instruments import partitioned_check
 
 SHOWN = 10  # rows listed in check metadata
 _QUALITY = {"data_quality": DEFAULT_DATA_QUALITY}
@@ -48,25 +48,25 @@ def schema_result(
     )
 
 
-@dg.asset_check(asset=raw_prices, blocking=True)
+@partitioned_check(asset="raw_prices", blocking=True)
 def raw_prices_schema_valid(raw_prices: pd.DataFrame) -> dg.AssetCheckResult:
     """Every row satisfies the RawPrices schema (lazy: all failures are listed)."""
     return schema_result(RawPrices, raw_prices, "raw_prices")
 
 
-@dg.asset_check(asset="train_prices", blocking=True)
+@partitioned_check(asset="train_prices", blocking=True)
 def train_prices_schema_valid(train_prices: pd.DataFrame) -> dg.AssetCheckResult:
     """Every row satisfies the TrainPrices schema, with enough rows for training."""
     return schema_result(TrainPrices, train_prices, "train_prices")
 
 
-@dg.asset_check(asset="validation_prices", blocking=True)
+@partitioned_check(asset="validation_prices", blocking=True)
 def validation_prices_schema_valid(validation_prices: pd.DataFrame) -> dg.AssetCheckResult:
     """Every row satisfies the ValidationPrices schema, with enough rows for a Sharpe ratio."""
     return schema_result(ValidationPrices, validation_prices, "validation_prices")
 
 
-@dg.asset_check(
+@partitioned_check(
     asset="validation_prices",
     blocking=True,
     additional_ins={"train_prices": dg.AssetIn("train_prices")},
@@ -123,7 +123,7 @@ def _records(df: pd.DataFrame) -> list[dict]:
     return [{k: str(v) for k, v in row.items()} for row in df.head(SHOWN).to_dict("records")]
 
 
-@dg.asset_check(asset=raw_prices, resource_defs=_QUALITY)
+@partitioned_check(asset="raw_prices", resource_defs=_QUALITY)
 def raw_prices_no_long_gaps(
     data_quality: DataQualityResource, raw_prices: pd.DataFrame
 ) -> dg.AssetCheckResult:
@@ -150,7 +150,7 @@ def raw_prices_no_long_gaps(
     )
 
 
-@dg.asset_check(asset=raw_prices, resource_defs=_QUALITY)
+@partitioned_check(asset="raw_prices", resource_defs=_QUALITY)
 def raw_prices_no_stale_closes(
     data_quality: DataQualityResource, raw_prices: pd.DataFrame
 ) -> dg.AssetCheckResult:
@@ -176,7 +176,7 @@ def raw_prices_no_stale_closes(
     )
 
 
-@dg.asset_check(asset=raw_prices, resource_defs=_QUALITY)
+@partitioned_check(asset="raw_prices", resource_defs=_QUALITY)
 def raw_prices_no_extreme_moves(
     data_quality: DataQualityResource, raw_prices: pd.DataFrame
 ) -> dg.AssetCheckResult:

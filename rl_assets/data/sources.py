@@ -1,5 +1,6 @@
 """Reading a user's price file (CSV or Parquet) into the RawPrices layout."""
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -458,6 +459,46 @@ def _adjust(df: pd.DataFrame, dates: pd.DatetimeIndex, path: Path) -> pd.DataFra
     return df
 
 
+def _read_table(path: Path) -> tuple[str, pd.DataFrame, list]:
+    """(format, the rows with normalised column names and a ``_where`` column, raw names)."""
+    kind = _check_path(path)
+    if kind == "csv":
+        df, first_line = _read_csv(path)
+        if _yfinance_header(df):
+            df = _flatten_yfinance_csv(df, first_line, path)
+        else:
+            df["_where"] = [f"line {first_line + i}" for i in range(len(df))]
+    else:
+        df = _read_parquet(path)
+        if isinstance(df.columns, pd.MultiIndex):
+            df = _flatten_multiindex(df, path)
+        else:
+            df["_where"] = [f"row {i + 1}" for i in range(len(df))]
+    raw_columns = list(df.columns)
+    return kind, _normalize_columns(df, path), raw_columns
+
+
+def symbol_digests(path: str | Path) -> dict[str, str]:
+    """Symbol -> sha256 of that symbol's rows, for a file holding several tickers (a symbol
+    column or yfinance's two-row header); {} for a file holding one instrument.
+
+    The digest covers the rows as read (before dates and numbers are parsed), so it changes
+    exactly when a symbol's rows change, whatever happens to the other symbols.
+    """
+    path = Path(path).expanduser().absolute()
+    _, df, _ = _read_table(path)
+    if SYMBOL_COLUMN not in df.columns:
+        return {}
+    symbols = df[SYMBOL_COLUMN].astype("string").str.strip()
+    rows = df.drop(columns=["_where", SYMBOL_COLUMN]).astype("string").fillna("")
+    lines = rows.apply(lambda r: ",".join(r.to_numpy()), axis=1)
+    digests = {}
+    for symbol in sorted(symbols.dropna().unique()):
+        text = "\n".join(lines[(symbols == symbol).fillna(False)].to_numpy())
+        digests[str(symbol)] = hashlib.sha256(text.encode()).hexdigest()
+    return digests
+
+
 def load_prices(
     path: str | Path, symbol: str = "", price_column: str = "close", date_format: str = ""
 ) -> LoadedPrices:
@@ -473,21 +514,7 @@ def load_prices(
             f"raw_prices config price_column={price_column!r}; choose one of {PRICE_COLUMNS}"
         )
     path = Path(path).expanduser().absolute()
-    kind = _check_path(path)
-    if kind == "csv":
-        df, first_line = _read_csv(path)
-        if _yfinance_header(df):
-            df = _flatten_yfinance_csv(df, first_line, path)
-        else:
-            df["_where"] = [f"line {first_line + i}" for i in range(len(df))]
-    else:
-        df = _read_parquet(path)
-        if isinstance(df.columns, pd.MultiIndex):
-            df = _flatten_multiindex(df, path)
-        else:
-            df["_where"] = [f"row {i + 1}" for i in range(len(df))]
-    raw_columns = list(df.columns)
-    df = _normalize_columns(df, path)
+    kind, df, raw_columns = _read_table(path)
     needed = [*REQUIRED, "adj_close"] if price_column == "adj_close" else list(REQUIRED)
     missing = [c for c in needed if c not in df.columns]
     if missing:

@@ -1,62 +1,43 @@
-"""The promotion gate as blocking asset checks on trained_policy, one property each."""
+"""The promotion gate as blocking checks on each candidate's report, one property each.
+
+The checks sit on ``validation_report``, not on ``trained_policy``: a failed blocking check
+stops everything downstream of its asset, and every candidate, refused or not, must get
+its report. So the report judges the candidate once (restoring its checkpoint) and each
+check states one gate's verdict; a failure blocks ``promoted_policy`` alone, which judges
+the candidate again itself before it commits.
+"""
 
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
-from rl_assets.assets.training import trained_policy
-from rl_assets.promotion import gate
-from rl_assets.resources import ArtifactStoreResource, GateResource
+from rl_assets.instruments import partitioned_check
+from rl_assets.promotion.gate import GATES
 
-_SPLITS = {
-    "train_prices": dg.AssetIn("train_prices"),
-    "validation_prices": dg.AssetIn("validation_prices"),
-}
+CHECK_PREFIX = "candidate_"
 
 
-def gate_inputs(
-    candidate: dict[str, Any],
-    train_prices: pd.DataFrame,
-    validation_prices: pd.DataFrame,
-    thresholds: GateResource,
-    artifacts: ArtifactStoreResource,
-) -> gate.GateInputs:
-    artifacts.trusted(candidate["checkpoint"])
-    champion = artifacts.registry().champion()
-    if champion is not None:
-        artifacts.trusted(champion["checkpoint"])
-    return gate.GateInputs(
-        candidate=candidate,
-        train_closes=train_prices["close"].to_numpy(),
-        validation_closes_raw=validation_prices["close"].to_numpy(),
-        thresholds=thresholds.thresholds(),
-        champion=champion,
-    )
-
-
-def _gate_check(name: str, description: str, evaluate) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=trained_policy,
-        name=f"trained_policy_{name}",
+def _gate_check(name: str, description: str) -> dg.AssetChecksDefinition:
+    @partitioned_check(
+        asset="validation_report",
+        name=f"{CHECK_PREFIX}{name}",
         description=description,
         blocking=True,
-        additional_ins=_SPLITS,
     )
-    def _check(
-        gate_thresholds: GateResource,
-        artifacts: ArtifactStoreResource,
-        trained_policy: dict[str, Any],
-        train_prices: pd.DataFrame,
-        validation_prices: pd.DataFrame,
-    ) -> dg.AssetCheckResult:
-        inputs = gate_inputs(
-            trained_policy, train_prices, validation_prices, gate_thresholds, artifacts
+    def _check(validation_report: dict[str, Any]) -> dg.AssetCheckResult:
+        result = next(g for g in validation_report["gates"] if g["name"] == name)
+        return dg.AssetCheckResult(
+            passed=bool(result["passed"]),
+            description=None if result["passed"] else result["reason"],
+            metadata={
+                "observed": result["observed"],
+                "threshold": result["threshold"],
+                "reason": result["reason"],
+                "checkpoint": dg.MetadataValue.path(validation_report["checkpoint"]),
+            },
         )
-        result = evaluate(inputs)
-        return dg.AssetCheckResult(passed=bool(result.passed), metadata=result.metadata())
 
     return _check
 
 
-gate_checks = [_gate_check(name, desc, fn) for name, (desc, fn) in gate.GATES.items()]
+gate_checks = [_gate_check(name, description) for name, (description, _) in GATES.items()]

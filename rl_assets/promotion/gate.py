@@ -1,16 +1,30 @@
-"""The promotion gate: properties a candidate must have, shared by the checks and promotion.
+"""The promotion gate: what a candidate must show, judged by the deployment's rules.
 
-Every function restores the candidate from its checkpoint and measures again; nothing is
-taken on trust from the training summary.
+The deployment owns the gate. Thresholds and the cost model come from code defaults
+(``rl_assets/constants.py``), overridden by ``RL_ASSETS_GATE_*`` environment variables that
+the daemon, the webserver and the CLI all see. A run's config may tighten a threshold,
+never loosen it, and cannot change the cost model. Candidate, champion and every baseline
+are judged under that one cost model, whatever the candidate trained with.
+
+Judging is two steps: ``measure`` restores the checkpoint and rolls it out on the
+candidate's own windows (the expensive part, done once), and each gate is a small function
+of those measurements and one threshold.
 """
 
-from dataclasses import asdict, dataclass
+import dataclasses
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rl_assets import constants
+from rl_assets.data.versions import describe_split
+from rl_assets.rl import checkpoints
+from rl_assets.rl.env import ACTION_SETS
 from rl_assets.rl.stats import deflated_sharpe_ratio
 from rl_assets.rl.training import (
     RL_MODULE_SUBDIR,
@@ -21,14 +35,108 @@ from rl_assets.rl.training import (
     with_history,
 )
 
+ENV_PREFIX = "RL_ASSETS_GATE_"
 
-@dataclass
+
+class GateConfigError(ValueError):
+    """A deployment setting or a run config the gate cannot accept; the message says the fix."""
+
+
+@dataclass(frozen=True)
 class GateThresholds:
     min_validation_sharpe: float = constants.MIN_VALIDATION_SHARPE
     min_margin_over_buy_and_hold: float = constants.MIN_SHARPE_MARGIN_OVER_BUY_AND_HOLD
     min_deflated_sharpe: float = constants.MIN_DEFLATED_SHARPE
     max_sharpe_gap: float = constants.MAX_SHARPE_GAP
     min_margin_over_champion: float = constants.MIN_SHARPE_MARGIN_OVER_CHAMPION
+
+
+# Which way is stricter: a run may raise a "min" threshold and lower a "max" one.
+TIGHTER = {
+    f.name: ("max" if f.name.startswith("max_") else "min")
+    for f in dataclasses.fields(GateThresholds)
+}
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """How every policy and baseline is charged when judged: per unit of position change,
+    the annual risk-free rate of the Sharpe ratio, and the positions a policy may take."""
+
+    transaction_cost: float = constants.GATE_TRANSACTION_COST
+    risk_free_rate: float = constants.GATE_RISK_FREE_RATE
+    action_set: str = constants.GATE_ACTION_SET
+
+    @property
+    def allowed_positions(self) -> tuple[float, ...]:
+        return ACTION_SETS[self.action_set]
+
+
+def env_var(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def _from_env(cls, environ: Mapping[str, str]):
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        raw = environ.get(env_var(f.name), "").strip()
+        if not raw:
+            continue
+        if f.type in (str, "str"):
+            if raw not in ACTION_SETS:
+                raise GateConfigError(
+                    f"${env_var(f.name)}={raw!r} is not an action set; use one of {sorted(ACTION_SETS)}"
+                )
+            values[f.name] = raw
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise GateConfigError(
+                f"${env_var(f.name)}={raw!r} is not a finite number; set it to e.g. "
+                f"{getattr(cls(), f.name)} or unset it for the default"
+            )
+        values[f.name] = value
+    return cls(**values)
+
+
+def deployment_thresholds(environ: Mapping[str, str] | None = None) -> GateThresholds:
+    """Code defaults overridden by $RL_ASSETS_GATE_<THRESHOLD>."""
+    return _from_env(GateThresholds, os.environ if environ is None else environ)
+
+
+def deployment_cost_model(environ: Mapping[str, str] | None = None) -> CostModel:
+    """Code defaults overridden by $RL_ASSETS_GATE_TRANSACTION_COST, _RISK_FREE_RATE, _ACTION_SET."""
+    cost = _from_env(CostModel, os.environ if environ is None else environ)
+    if cost.transaction_cost < 0:
+        raise GateConfigError(
+            f"${env_var('transaction_cost')}={cost.transaction_cost} is negative; costs are >= 0"
+        )
+    return cost
+
+
+def tighten(deployment: GateThresholds, overrides: Mapping[str, float | None]) -> GateThresholds:
+    """The deployment's thresholds with a run's overrides, each of which may only tighten."""
+    values = asdict(deployment)
+    for name, value in overrides.items():
+        if value is None:
+            continue
+        if name not in values:
+            raise GateConfigError(f"unknown gate threshold {name!r}; known: {sorted(values)}")
+        floor = values[name]
+        looser = value < floor if TIGHTER[name] == "min" else value > floor
+        if looser:
+            way = "at least" if TIGHTER[name] == "min" else "at most"
+            raise GateConfigError(
+                f"run config gate_thresholds.{name}={value} would loosen the deployment's "
+                f"{name}={floor}: a run may only tighten the gate (use a value {way} {floor}). "
+                f"To change the deployment's value, set ${env_var(name)} in the environment of "
+                "the Dagster daemon, webserver and CLI, then restart them"
+            )
+        values[name] = float(value)
+    return GateThresholds(**values)
 
 
 @dataclass
@@ -39,6 +147,11 @@ class GateResult:
     threshold: Any
     reason: str
 
+    def __post_init__(self) -> None:
+        self.passed = bool(self.passed)  # numpy booleans are not JSON
+        if isinstance(self.observed, np.floating):
+            self.observed = float(self.observed)
+
     def metadata(self) -> dict[str, Any]:
         return {"observed": self.observed, "threshold": self.threshold, "reason": self.reason}
 
@@ -46,216 +159,346 @@ class GateResult:
         return asdict(self)
 
 
-def _spec(candidate: dict[str, Any]) -> TrainingSpec:
-    return TrainingSpec(**candidate["spec"])
+@dataclass
+class Evidence:
+    """What the gate looks at: the candidate, the splits it is judged on, the rules, the champion."""
+
+    candidate: dict[str, Any]  # the trained_policy value
+    train_closes: np.ndarray
+    validation_closes: np.ndarray  # the validation split alone (history is prepended here)
+    splits: dict[str, dict]  # split_record() of the current train and validation splits
+    thresholds: GateThresholds
+    cost: CostModel
+    champion: dict[str, Any] | None
 
 
-def _validation(candidate: dict[str, Any], validation_closes: np.ndarray) -> dict[str, Any]:
-    return evaluate(load_policy(Path(candidate["checkpoint"])), validation_closes, _spec(candidate))
+@dataclass
+class Measurements:
+    """The candidate measured once under the deployment's cost model."""
+
+    restore_error: str = ""
+    deterministic: bool = False
+    days: int = 0
+    parameters: int = 0
+    nonfinite: int = 0
+    positions: tuple[float, ...] = ()
+    validation_returns: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    validation_positions: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    validation_sharpe: float = math.nan
+    train_sharpe: float = math.nan
+    buy_and_hold_sharpe: float = math.nan
+    trial_sharpes: list[float] = field(default_factory=list)
+    recorded_splits: dict[str, dict] = field(default_factory=dict)
+    current_splits: dict[str, dict] = field(default_factory=dict)
+    champion_version: str | None = None
+    champion_sharpe: float | None = None
+
+    @property
+    def measured(self) -> bool:
+        return not self.restore_error
 
 
-def restores_and_acts(candidate: dict[str, Any], validation_closes: np.ndarray) -> GateResult:
-    """The checkpoint restores and its greedy policy acts the same way twice."""
-    name = "restores_and_acts"
-    try:
-        first = _validation(candidate, validation_closes)
-        second = _validation(candidate, validation_closes)
-    except Exception as exc:  # the check reports any restore failure as its result
-        return GateResult(name, False, f"{type(exc).__name__}: {exc}", "restores", "restore failed")
-    same = bool(np.array_equal(first["positions"], second["positions"]))
-    days = len(first["positions"])
-    return GateResult(
-        name,
-        same and days > 0,
-        f"{days} validation days acted, deterministic={same}",
-        "deterministic actions on every validation day",
-        "ok" if same else "two restores of the same checkpoint acted differently",
+def judging_spec(spec: dict[str, Any] | TrainingSpec, cost: CostModel) -> TrainingSpec:
+    """The policy's own observation window and action meanings, charged the deployment's costs."""
+    spec = spec if isinstance(spec, TrainingSpec) else TrainingSpec(**spec)
+    return dataclasses.replace(
+        spec, transaction_cost=cost.transaction_cost, risk_free_rate=cost.risk_free_rate
     )
 
 
-def weights_finite(candidate: dict[str, Any]) -> GateResult:
-    """Every parameter of the policy network is finite."""
+def baseline_spec(window: int, cost: CostModel) -> TrainingSpec:
+    """Baselines trade the deployment's action set under its costs."""
+    return TrainingSpec(
+        window=window,
+        transaction_cost=cost.transaction_cost,
+        risk_free_rate=cost.risk_free_rate,
+        action_set=cost.action_set,
+    )
+
+
+def policy_sharpe_on(
+    record: dict[str, Any], evidence: Evidence, checkpoint: str | Path | None = None
+) -> float:
+    """Validation Sharpe of a candidate or champion record on the evidence's window."""
+    spec = judging_spec(record["spec"], evidence.cost)
+    closes = with_history(evidence.train_closes, evidence.validation_closes, spec.window)
+    return evaluate(load_policy(Path(checkpoint or record["checkpoint"])), closes, spec)["sharpe"]
+
+
+def measure(evidence: Evidence) -> Measurements:
+    """Restore the candidate and measure everything the gates judge (once)."""
+    candidate = evidence.candidate
+    m = Measurements(current_splits=dict(evidence.splits))
+    checkpoint = Path(candidate["checkpoint"])
+    try:
+        manifest = checkpoints.read_manifest(checkpoint)
+        m.recorded_splits = dict(manifest.get("provenance", {}).get("splits", {}))
+        spec = judging_spec(manifest.get("spec", candidate["spec"]), evidence.cost)
+        m.positions = ACTION_SETS[spec.action_set]
+        validation = with_history(evidence.train_closes, evidence.validation_closes, spec.window)
+        first = evaluate(load_policy(checkpoint), validation, spec)
+        second = evaluate(load_policy(checkpoint), validation, spec)
+        m.parameters, m.nonfinite = _count_weights(checkpoint)
+    except Exception as exc:  # any restore failure is the gate's finding, not a crash
+        m.restore_error = f"{type(exc).__name__}: {exc}"
+        return m
+    m.deterministic = bool(np.array_equal(first["positions"], second["positions"]))
+    m.days = len(first["positions"])
+    m.validation_returns = first["returns"]
+    m.validation_positions = first["positions"]
+    m.validation_sharpe = first["sharpe"]
+    m.train_sharpe = evaluate(load_policy(checkpoint), evidence.train_closes, spec)["sharpe"]
+    baseline = baseline_spec(spec.window, evidence.cost)
+    m.buy_and_hold_sharpe = buy_and_hold(validation, baseline)["sharpe"]
+    m.trial_sharpes = [float(row["validation/sharpe"]) for row in candidate["history"]]
+    if evidence.champion is not None:
+        m.champion_version = evidence.champion["version"]
+        m.champion_sharpe = policy_sharpe_on(evidence.champion, evidence)
+    return m
+
+
+def _count_weights(checkpoint: Path) -> tuple[int, int]:
     import torch
     from ray.rllib.core.rl_module.rl_module import RLModule
 
-    module = RLModule.from_checkpoint(str(Path(candidate["checkpoint"]) / RL_MODULE_SUBDIR))
+    module = RLModule.from_checkpoint(str(checkpoint / RL_MODULE_SUBDIR))
     total = bad = 0
     for p in module.parameters():
         total += p.numel()
         bad += int((~torch.isfinite(p)).sum())
+    return total, bad
+
+
+def _not_measured(name: str, m: Measurements, threshold: Any) -> GateResult:
+    return GateResult(name, False, m.restore_error, threshold, "restore failed: not measured")
+
+
+def trained_on_these_splits(m: Measurements, t: GateThresholds, cost: CostModel) -> GateResult:
+    name = "trained_on_these_splits"
+    recorded = {
+        k: m.recorded_splits.get(k, {}).get("content_hash") for k in ("train", "validation")
+    }
+    current = {k: m.current_splits.get(k, {}).get("content_hash") for k in ("train", "validation")}
+    if not m.measured:
+        return _not_measured(name, m, "the splits recorded with the checkpoint")
+    same = recorded == current and None not in recorded.values()
+
+    def show(splits: dict) -> str:
+        return "; ".join(
+            f"{k} {describe_split(splits.get(k, {}))}" for k in ("train", "validation")
+        )
+
     return GateResult(
-        "weights_finite",
-        bad == 0 and total > 0,
-        f"{bad} non-finite of {total} parameters",
+        name,
+        same,
+        f"current splits: {show(m.current_splits)}",
+        f"recorded with the checkpoint: {show(m.recorded_splits)}",
+        "ok"
+        if same
+        else "the splits changed since training (re-split or new data): judge a candidate only "
+        "on the data it was trained and selected on; retrain on the current splits",
+    )
+
+
+def restores_and_acts(m: Measurements, t: GateThresholds, cost: CostModel) -> GateResult:
+    name = "restores_and_acts"
+    if not m.measured:
+        return GateResult(name, False, m.restore_error, "restores", "restore failed")
+    return GateResult(
+        name,
+        m.deterministic and m.days > 0,
+        f"{m.days} validation days acted, deterministic={m.deterministic}",
+        "deterministic actions on every validation day",
+        "ok" if m.deterministic else "two restores of the same checkpoint acted differently",
+    )
+
+
+def weights_finite(m: Measurements, t: GateThresholds, cost: CostModel) -> GateResult:
+    name = "weights_finite"
+    if not m.measured:
+        return _not_measured(name, m, "0 non-finite")
+    ok = m.nonfinite == 0 and m.parameters > 0
+    return GateResult(
+        name,
+        ok,
+        f"{m.nonfinite} non-finite of {m.parameters} parameters",
         "0 non-finite",
-        "ok" if bad == 0 else "NaN or inf weights: training diverged",
+        "ok" if ok else "NaN or inf weights: training diverged",
     )
 
 
-def beats_buy_and_hold(
-    candidate: dict[str, Any], validation_closes: np.ndarray, margin: float
-) -> GateResult:
-    """Validation Sharpe of the restored policy exceeds buy-and-hold's by more than ``margin``."""
-    policy = _validation(candidate, validation_closes)["sharpe"]
-    baseline = buy_and_hold(validation_closes, _spec(candidate))["sharpe"]
+def positions_allowed(m: Measurements, t: GateThresholds, cost: CostModel) -> GateResult:
+    name = "positions_allowed"
+    allowed = cost.allowed_positions
+    if not m.measured:
+        return _not_measured(name, m, list(allowed))
+    extra = sorted(set(m.positions) - set(allowed))
     return GateResult(
-        "beats_buy_and_hold",
-        policy - baseline > margin,
-        round(policy - baseline, 4),
-        margin,
-        f"policy Sharpe {policy:.3f} vs buy-and-hold {baseline:.3f}",
+        name,
+        not extra,
+        list(m.positions),
+        list(allowed),
+        "ok"
+        if not extra
+        else f"the policy can take positions {extra}, which the deployment's action set "
+        f"{cost.action_set!r} does not allow; train with action_set {cost.action_set!r}",
     )
 
 
-def validation_sharpe_at_least(
-    candidate: dict[str, Any], validation_closes: np.ndarray, minimum: float
+def validation_sharpe_at_least_minimum(
+    m: Measurements, t: GateThresholds, cost: CostModel
 ) -> GateResult:
-    """Validation Sharpe of the restored policy is at least ``minimum``."""
-    sharpe = _validation(candidate, validation_closes)["sharpe"]
+    name = "validation_sharpe_at_least_minimum"
+    if not m.measured:
+        return _not_measured(name, m, t.min_validation_sharpe)
     return GateResult(
-        "validation_sharpe_at_least_minimum",
-        sharpe >= minimum,
-        round(sharpe, 4),
-        minimum,
-        f"validation Sharpe {sharpe:.3f}, minimum {minimum}",
+        name,
+        m.validation_sharpe >= t.min_validation_sharpe,
+        round(m.validation_sharpe, 4),
+        t.min_validation_sharpe,
+        f"validation Sharpe {m.validation_sharpe:.3f}, minimum {t.min_validation_sharpe}",
     )
 
 
-def deflated_sharpe_at_least(
-    candidate: dict[str, Any], validation_closes: np.ndarray, minimum: float
-) -> GateResult:
-    """The Deflated Sharpe Ratio, deflated by every iteration early stopping chose among."""
-    returns = _validation(candidate, validation_closes)["returns"]
-    trials = [row["validation/sharpe"] for row in candidate["history"]]
-    dsr = deflated_sharpe_ratio(returns, trials)
+def beats_buy_and_hold(m: Measurements, t: GateThresholds, cost: CostModel) -> GateResult:
+    name = "beats_buy_and_hold"
+    if not m.measured:
+        return _not_measured(name, m, t.min_margin_over_buy_and_hold)
+    margin = m.validation_sharpe - m.buy_and_hold_sharpe
     return GateResult(
-        "deflated_sharpe_at_least_confidence",
-        dsr["dsr"] >= minimum,
+        name,
+        margin > t.min_margin_over_buy_and_hold,
+        round(margin, 4),
+        t.min_margin_over_buy_and_hold,
+        f"policy Sharpe {m.validation_sharpe:.3f} vs buy-and-hold {m.buy_and_hold_sharpe:.3f}",
+    )
+
+
+def deflated_sharpe_at_least_confidence(
+    m: Measurements, t: GateThresholds, cost: CostModel
+) -> GateResult:
+    name = "deflated_sharpe_at_least_confidence"
+    if not m.measured:
+        return _not_measured(name, m, t.min_deflated_sharpe)
+    dsr = deflated_sharpe_ratio(m.validation_returns, m.trial_sharpes)
+    return GateResult(
+        name,
+        dsr["dsr"] >= t.min_deflated_sharpe,
         round(dsr["dsr"], 4),
-        minimum,
+        t.min_deflated_sharpe,
         f"P(true Sharpe > {dsr['benchmark_sharpe']:.2f}, the expected best of "
         f"{dsr['trials']} unskilled iterations) = {dsr['dsr']:.3f}; PSR vs 0 = {dsr['psr']:.3f}",
     )
 
 
-def sharpe_gap_within(
-    candidate: dict[str, Any],
-    train_closes: np.ndarray,
-    validation_closes: np.ndarray,
-    limit: float,
+def train_validation_gap_within_limit(
+    m: Measurements, t: GateThresholds, cost: CostModel
 ) -> GateResult:
-    """Train Sharpe minus validation Sharpe (overfitting) is at most ``limit``."""
-    spec = _spec(candidate)
-    policy = load_policy(Path(candidate["checkpoint"]))
-    train = evaluate(policy, train_closes, spec)["sharpe"]
-    val = evaluate(policy, validation_closes, spec)["sharpe"]
-    return GateResult(
-        "train_validation_gap_within_limit",
-        train - val <= limit,
-        round(train - val, 4),
-        limit,
-        f"train Sharpe {train:.3f}, validation Sharpe {val:.3f}",
-    )
-
-
-def beats_champion(
-    candidate: dict[str, Any],
-    champion: dict[str, Any] | None,
-    train_closes: np.ndarray,
-    validation_closes_raw: np.ndarray,
-    margin: float,
-) -> GateResult:
-    """On the same validation window, the candidate's Sharpe beats the champion's by more
-    than ``margin``; passes when there is no champion yet."""
-    name = "beats_champion"
-    if champion is None:
-        return GateResult(name, True, "no champion yet", margin, "first promotion")
-    cand_spec = _spec(candidate)
-    champ_spec = TrainingSpec(**champion["spec"])
-    cand = evaluate(
-        load_policy(Path(candidate["checkpoint"])),
-        with_history(train_closes, validation_closes_raw, cand_spec.window),
-        cand_spec,
-    )["sharpe"]
-    champ = evaluate(
-        load_policy(Path(champion["checkpoint"])),
-        with_history(train_closes, validation_closes_raw, champ_spec.window),
-        champ_spec,
-    )["sharpe"]
+    name = "train_validation_gap_within_limit"
+    if not m.measured:
+        return _not_measured(name, m, t.max_sharpe_gap)
+    gap = m.train_sharpe - m.validation_sharpe
     return GateResult(
         name,
-        cand - champ > margin,
-        round(cand - champ, 4),
-        margin,
-        f"candidate Sharpe {cand:.3f} vs champion {champion['version']} {champ:.3f}",
+        gap <= t.max_sharpe_gap,
+        round(gap, 4),
+        t.max_sharpe_gap,
+        f"train Sharpe {m.train_sharpe:.3f}, validation Sharpe {m.validation_sharpe:.3f}",
     )
 
 
-@dataclass
-class GateInputs:
-    """What every gate may look at: the candidate, the data, the thresholds, the champion."""
+def compare_with_champion(
+    candidate_sharpe: float,
+    champion_version: str | None,
+    champion_sharpe: float | None,
+    margin: float,
+) -> GateResult:
+    """The candidate's validation Sharpe against the champion's on the same window."""
+    name = "beats_champion"
+    if champion_version is None or champion_sharpe is None:
+        return GateResult(name, True, "no champion yet", margin, "first promotion")
+    diff = candidate_sharpe - champion_sharpe
+    return GateResult(
+        name,
+        diff > margin,
+        round(diff, 4),
+        margin,
+        f"candidate Sharpe {candidate_sharpe:.3f} vs champion {champion_version} "
+        f"{champion_sharpe:.3f} on the same window",
+    )
 
-    candidate: dict[str, Any]
-    train_closes: np.ndarray
-    validation_closes_raw: np.ndarray
-    thresholds: GateThresholds
-    champion: dict[str, Any] | None
 
-    @property
-    def validation_closes(self) -> np.ndarray:
-        return with_history(
-            self.train_closes, self.validation_closes_raw, self.candidate["spec"]["window"]
-        )
+def beats_champion(m: Measurements, t: GateThresholds, cost: CostModel) -> GateResult:
+    if not m.measured:
+        return _not_measured("beats_champion", m, t.min_margin_over_champion)
+    return compare_with_champion(
+        m.validation_sharpe, m.champion_version, m.champion_sharpe, t.min_margin_over_champion
+    )
 
 
-# Check name (without the asset prefix) -> (one-sentence description, how to evaluate it).
-GATES = {
+Gate = Callable[[Measurements, GateThresholds, CostModel], GateResult]
+
+# Check name -> (one-sentence description, the gate). The order is the order of the report.
+GATES: dict[str, tuple[str, Gate]] = {
+    "trained_on_these_splits": (
+        "The candidate is judged on the very train and validation data it was trained and "
+        "selected on (content hashes recorded with the checkpoint).",
+        trained_on_these_splits,
+    ),
     "restores_and_acts": (
         "The best checkpoint restores and acts deterministically on every validation day.",
-        lambda g: restores_and_acts(g.candidate, g.validation_closes),
+        restores_and_acts,
     ),
-    "weights_finite": (
-        "Every weight of the policy network is finite.",
-        lambda g: weights_finite(g.candidate),
+    "weights_finite": ("Every weight of the policy network is finite.", weights_finite),
+    "positions_allowed": (
+        "The policy takes only positions the deployment's action set allows.",
+        positions_allowed,
     ),
     "validation_sharpe_at_least_minimum": (
-        "The restored policy's validation Sharpe is at least the configured minimum.",
-        lambda g: validation_sharpe_at_least(
-            g.candidate, g.validation_closes, g.thresholds.min_validation_sharpe
-        ),
+        "Validation Sharpe, under the deployment's cost model, is at least the minimum.",
+        validation_sharpe_at_least_minimum,
     ),
     "beats_buy_and_hold": (
-        "The restored policy's validation Sharpe beats buy-and-hold's by the configured margin.",
-        lambda g: beats_buy_and_hold(
-            g.candidate, g.validation_closes, g.thresholds.min_margin_over_buy_and_hold
-        ),
+        "Validation Sharpe beats buy-and-hold's, under the same costs, by the margin.",
+        beats_buy_and_hold,
     ),
     "deflated_sharpe_at_least_confidence": (
         "The Deflated Sharpe Ratio, deflated by the iterations early stopping chose among, "
-        "reaches the configured confidence.",
-        lambda g: deflated_sharpe_at_least(
-            g.candidate, g.validation_closes, g.thresholds.min_deflated_sharpe
-        ),
+        "reaches the confidence.",
+        deflated_sharpe_at_least_confidence,
     ),
     "train_validation_gap_within_limit": (
-        "Train Sharpe minus validation Sharpe stays within the configured limit.",
-        lambda g: sharpe_gap_within(
-            g.candidate, g.train_closes, g.validation_closes, g.thresholds.max_sharpe_gap
-        ),
+        "Train Sharpe minus validation Sharpe (overfitting) stays within the limit.",
+        train_validation_gap_within_limit,
     ),
     "beats_champion": (
-        "The candidate beats the current champion on the same validation window.",
-        lambda g: beats_champion(
-            g.candidate,
-            g.champion,
-            g.train_closes,
-            g.validation_closes_raw,
-            g.thresholds.min_margin_over_champion,
-        ),
+        "The candidate beats this instrument's champion on the same validation window.",
+        beats_champion,
     ),
 }
 
 
-def evaluate_all(inputs: GateInputs) -> list[GateResult]:
-    """Every gate, in the order of the checks."""
-    return [evaluate(inputs) for _, evaluate in GATES.values()]
+def judge(m: Measurements, thresholds: GateThresholds, cost: CostModel) -> list[GateResult]:
+    """Every gate, in order."""
+    return [fn(m, thresholds, cost) for _, fn in GATES.values()]
+
+
+def verdict(results: list[GateResult]) -> str:
+    failed = [r.name for r in results if not r.passed]
+    return "passes every gate" if not failed else f"refused by {', '.join(failed)}"
+
+
+def gates_table(results: list[GateResult]) -> str:
+    """Markdown: gate, observed, threshold, verdict."""
+    rows = "".join(
+        f"| {r.name} | {_cell(r.observed)} | {_cell(r.threshold)} | "
+        f"{'pass' if r.passed else '**FAIL**'} | {r.reason} |\n"
+        for r in results
+    )
+    return "| gate | observed | threshold | verdict | reason |\n|---|---|---|---|---|\n" + rows
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value).replace("|", "/")

@@ -289,12 +289,16 @@ def train_ppo(
     log: Callable[[str], None] = print,
     ray_address: str | None = None,
     env_class: type = TradingEnv,
+    provenance: dict[str, Any] | None = None,
+    num_cpus: int | None = None,
 ) -> dict[str, Any]:
     """Train, early-stop on validation Sharpe, keep the best checkpoint; return a summary.
 
     ``validation_closes`` must already carry ``window + 1`` rows of past history
     (see ``with_history``). The best checkpoint lies under ``checkpoint_root`` and
-    ``checkpoint_root / "best.json"`` points at it.
+    ``checkpoint_root / "best.json"`` points at it. ``provenance`` (what the policy was
+    trained and selected on: instrument, split dates and content hashes) is recorded in
+    every checkpoint's manifest. ``num_cpus`` sizes a locally started Ray (None: all cores).
     """
     from ray.rllib.utils.metrics import (
         ENV_RUNNER_RESULTS,
@@ -334,7 +338,7 @@ def train_ppo(
     import torch
 
     torch.set_num_threads(spec.torch_threads)
-    with ray_session(ray_address) as ray_mode:
+    with ray_session(ray_address, num_cpus) as ray_mode:
         algo = build_ppo_config(
             spec, np.asarray(train_closes, dtype=np.float64), env_class
         ).build_algo()
@@ -365,6 +369,7 @@ def train_ppo(
                         "iteration": stopper.iteration,
                         "validation_sharpe": val["sharpe"],
                         "data_version": data_version,
+                        "provenance": provenance or {},
                         "spec": asdict(spec),
                         "library_versions": versions,
                         "created_at": time.time(),
@@ -392,6 +397,7 @@ def train_ppo(
     return {
         "checkpoint": str(best_path),
         "data_version": data_version,
+        "provenance": provenance or {},
         "best_iteration": stopper.best_iteration,
         "best_validation_sharpe": stopper.best_score,
         "stop_reason": stopper.stop_reason,
