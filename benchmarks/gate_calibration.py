@@ -34,10 +34,7 @@ def one(structure: str, seed: int, root: Path, spec_overrides: dict | None = Non
         root / f"{structure}-{seed}",
         log=lambda _: None,
     )
-    candidate = {**result, "spec": result["spec"]}
-    gates = gate.evaluate_all(
-        gate.GateInputs(candidate, train, val, gate.GateThresholds(), champion=None)
-    )
+    gates = gate.judge_training_result(result, train, val)
     return {
         "structure": structure,
         "seed": seed,

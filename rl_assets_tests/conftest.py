@@ -53,12 +53,31 @@ TINY_RUN_CONFIG = {
 }
 
 
-def materialize_command(config_file: str | Path, select: str = "*") -> list[str]:
-    """The user's command: `dagster asset materialize` on the code location."""
+# The embedded generator's instruments: a planted edge and a null.
+EDGE = "SYN_MOMENTUM"
+NULL = "SYN_NULL"
+
+
+def materialize_command(
+    config_file: str | Path, select: str = "*", partition: str = EDGE
+) -> list[str]:
+    """The user's command: `dagster asset materialize` of one instrument on the code location."""
     return [
-        str(DAGSTER), "asset", "materialize", "--select", select,
+        str(DAGSTER), "asset", "materialize", "--select", select, "--partition", partition,
         "-m", "rl_assets.definitions", "-c", str(config_file),
     ]  # fmt: skip
+
+
+def register_instruments(home: Path, *keys: str, env: dict | None = None) -> None:
+    """`python -m rl_assets.instruments add ...` against the instance at ``home``."""
+    import subprocess
+
+    run_env = {**(env or os.environ), "DAGSTER_HOME": str(home)}
+    out = subprocess.run(
+        [sys.executable, "-m", "rl_assets.instruments", "add", *keys],
+        cwd=REPO, env=run_env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def new_dagster_home(path: Path) -> Path:
@@ -73,6 +92,16 @@ def cli_env(home: Path, artifacts: Path) -> dict[str, str]:
     env = {**os.environ, "DAGSTER_HOME": str(home), "RL_ASSETS_ARTIFACTS": str(artifacts)}
     env.pop("RAY_ADDRESS", None)
     return env
+
+
+@pytest.fixture
+def instance_with_instruments(tmp_path):
+    """An instance under a temporary DAGSTER_HOME with both generated instruments registered."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
+        instance.add_dynamic_partitions("instrument", [EDGE, NULL])
+        yield instance
 
 
 @pytest.fixture

@@ -3,17 +3,23 @@
 import subprocess
 import sys
 
+import dagster as dg
+
+from rl_assets import constants
 from rl_assets.definitions import defs
+from rl_assets.instruments import instrument_partitions
 from rl_assets_tests.conftest import PIPELINE_ASSETS
 
 GATE_CHECKS = {
-    "trained_policy_restores_and_acts",
-    "trained_policy_weights_finite",
-    "trained_policy_validation_sharpe_at_least_minimum",
-    "trained_policy_beats_buy_and_hold",
-    "trained_policy_deflated_sharpe_at_least_confidence",
-    "trained_policy_train_validation_gap_within_limit",
-    "trained_policy_beats_champion",
+    "candidate_trained_on_these_splits",
+    "candidate_restores_and_acts",
+    "candidate_weights_finite",
+    "candidate_positions_allowed",
+    "candidate_validation_sharpe_at_least_minimum",
+    "candidate_beats_buy_and_hold",
+    "candidate_deflated_sharpe_at_least_confidence",
+    "candidate_train_validation_gap_within_limit",
+    "candidate_beats_champion",
 }
 
 
@@ -22,14 +28,36 @@ def test_assets_are_exactly_the_pipeline():
     assert keys == PIPELINE_ASSETS
 
 
-def test_gate_checks_are_blocking_and_on_trained_policy():
+def test_gate_checks_are_blocking_and_on_the_report_so_every_candidate_gets_one():
     graph = defs.resolve_asset_graph()
     checks = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
     assert GATE_CHECKS | {"raw_prices_schema_valid"} <= set(checks)
     for name in GATE_CHECKS:
-        assert checks[name].asset_key.to_user_string() == "trained_policy"
+        assert checks[name].asset_key.to_user_string() == "validation_report"
         assert checks[name].blocking, name
     assert checks["raw_prices_schema_valid"].blocking
+    # A refused candidate's blocking checks stop promotion only: the report is upstream.
+    assert graph.get(dg.AssetKey("promoted_policy")).parent_keys >= {
+        dg.AssetKey("validation_report")
+    }
+    assert (
+        dg.AssetKey("validation_report") not in graph.get(dg.AssetKey("trained_policy")).parent_keys
+    )
+
+
+def test_every_asset_and_check_is_partitioned_by_instrument():
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        assert graph.get(key).partitions_def == instrument_partitions, key
+    for key in graph.asset_check_keys:
+        assert graph.get_check_spec(key).partitions_def == instrument_partitions, key
+
+
+def test_training_and_promotion_take_concurrency_pools():
+    graph = defs.resolve_asset_graph()
+    pools = {key.to_user_string(): graph.get(key).pools for key in graph.get_all_asset_keys()}
+    assert pools["trained_policy"] == {constants.TRAINING_POOL}
+    assert pools["promoted_policy"] == {constants.PROMOTION_POOL}
 
 
 def test_every_asset_has_a_group_and_a_description():

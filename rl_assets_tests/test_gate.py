@@ -1,126 +1,231 @@
-"""Each gate check passes and fails on a real (tiny) checkpoint."""
+"""The gate: each gate's direction on measured numbers, the deployment's rules, and real checkpoints."""
 
-import json
+import dataclasses
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rl_assets.promotion import gate
+from rl_assets.promotion.gate import CostModel, GateThresholds, Measurements
 from rl_assets.rl import checkpoints
 from rl_assets.rl.training import RL_MODULE_SUBDIR, TrainingSpec, train_ppo, with_history
 from rl_assets_tests.conftest import TINY_SPEC
 
-pytestmark = pytest.mark.slow
+SPLITS = {
+    "train": {
+        "first_date": "2020-01-02",
+        "last_date": "2023-01-31",
+        "rows": 800,
+        "content_hash": "aaaa",
+    },
+    "validation": {
+        "first_date": "2023-02-01",
+        "last_date": "2023-12-29",
+        "rows": 230,
+        "content_hash": "bbbb",
+    },
+}
+
+
+def measured(**changes) -> Measurements:
+    """A candidate that passes every default gate; ``changes`` alter one measurement."""
+    rng = np.random.default_rng(0)
+    base = Measurements(
+        deterministic=True,
+        days=230,
+        parameters=5000,
+        nonfinite=0,
+        positions=(-1.0, 0.0, 1.0),
+        validation_returns=0.004 + 0.01 * rng.standard_normal(230),
+        validation_sharpe=3.0,
+        train_sharpe=3.5,
+        buy_and_hold_sharpe=1.0,
+        trial_sharpes=[0.5, 1.0, 2.0, 3.0, 2.5],
+        recorded_splits=SPLITS,
+        current_splits=SPLITS,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def verdict(name: str, m: Measurements, thresholds=None, cost=None) -> gate.GateResult:
+    return gate.GATES[name][1](m, thresholds or GateThresholds(), cost or CostModel())
+
+
+def test_the_reference_candidate_passes_every_default_gate():
+    results = gate.judge(measured(), GateThresholds(), CostModel())
+    assert [r.name for r in results if not r.passed] == []
+    assert gate.verdict(results) == "passes every gate"
+
+
+@pytest.mark.parametrize(
+    "name, passing, failing",
+    [
+        # Overfitting is train minus validation: a train Sharpe far above validation fails,
+        # a validation Sharpe far above train (no overfitting) passes.
+        ("train_validation_gap_within_limit", {"train_sharpe": 1.0, "validation_sharpe": 4.0},
+         {"train_sharpe": 6.0, "validation_sharpe": 3.0}),
+        ("beats_buy_and_hold", {"validation_sharpe": 3.0, "buy_and_hold_sharpe": 1.0},
+         {"validation_sharpe": 1.0, "buy_and_hold_sharpe": 3.0}),
+        ("validation_sharpe_at_least_minimum", {"validation_sharpe": 0.5},
+         {"validation_sharpe": -0.5}),
+        ("beats_champion", {"champion_version": "v0001", "champion_sharpe": 2.0},
+         {"champion_version": "v0001", "champion_sharpe": 4.0}),
+        ("deflated_sharpe_at_least_confidence", {},
+         {"validation_returns": -0.004 + 0.01 * np.random.default_rng(0).standard_normal(230)}),
+        ("weights_finite", {}, {"nonfinite": 1}),
+        ("restores_and_acts", {}, {"deterministic": False}),
+        ("positions_allowed", {"positions": (0.0, 1.0)}, {"positions": (-1.0, 0.0, 1.0, 2.0)}),
+    ],
+)  # fmt: skip
+def test_each_gate_has_the_right_direction(name, passing, failing):
+    assert verdict(name, measured(**passing)).passed, verdict(name, measured(**passing))
+    bad = verdict(name, measured(**failing))
+    assert not bad.passed, bad
+
+
+def test_a_candidate_equal_to_the_champion_does_not_beat_it():
+    tie = verdict("beats_champion", measured(champion_version="v0003", champion_sharpe=3.0))
+    assert not tie.passed and tie.observed == 0.0 and "champion v0003" in tie.reason
+    first = verdict("beats_champion", measured())
+    assert first.passed and first.observed == "no champion yet"
+
+
+def test_a_long_only_deployment_refuses_a_policy_that_can_short():
+    result = verdict("positions_allowed", measured(), cost=CostModel(action_set="long_flat"))
+    assert not result.passed and "-1.0" in result.reason and "long_flat" in result.reason
+
+
+def test_changed_splits_are_refused_naming_both_versions():
+    resplit = {**SPLITS, "validation": {**SPLITS["validation"], "content_hash": "cccc"}}
+    result = verdict("trained_on_these_splits", measured(current_splits=resplit))
+    assert not result.passed
+    assert "cccc" in result.observed and "bbbb" in result.threshold
+    assert "retrain" in result.reason
+
+
+def test_an_unmeasured_candidate_fails_every_gate_that_needs_a_rollout():
+    results = gate.judge(
+        Measurements(restore_error="FileNotFoundError: no manifest"), GateThresholds(), CostModel()
+    )
+    assert not any(r.passed for r in results)
+    assert all("restore failed" in r.reason for r in results)
+
+
+# --- the deployment owns the gate ------------------------------------------------------------
+
+
+def test_the_deployment_reads_thresholds_and_costs_from_the_environment():
+    env = {
+        "RL_ASSETS_GATE_MIN_DEFLATED_SHARPE": "0.99",
+        "RL_ASSETS_GATE_TRANSACTION_COST": "0.001",
+        "RL_ASSETS_GATE_ACTION_SET": "long_flat",
+    }
+    assert gate.deployment_thresholds(env).min_deflated_sharpe == 0.99
+    assert gate.deployment_thresholds({}) == GateThresholds()
+    cost = gate.deployment_cost_model(env)
+    assert (cost.transaction_cost, cost.action_set) == (0.001, "long_flat")
+    with pytest.raises(gate.GateConfigError, match="RL_ASSETS_GATE_MAX_SHARPE_GAP='wide'"):
+        gate.deployment_thresholds({"RL_ASSETS_GATE_MAX_SHARPE_GAP": "wide"})
+    with pytest.raises(gate.GateConfigError, match="not an action set"):
+        gate.deployment_cost_model({"RL_ASSETS_GATE_ACTION_SET": "leveraged"})
+
+
+@pytest.mark.parametrize(
+    "name, looser, tighter",
+    [
+        ("min_deflated_sharpe", 0.5, 0.99),
+        ("min_validation_sharpe", -1.0, 0.5),
+        ("min_margin_over_buy_and_hold", -0.5, 0.25),
+        ("min_margin_over_champion", -0.1, 0.1),
+        ("max_sharpe_gap", 5.0, 1.0),
+    ],
+)
+def test_a_run_may_tighten_a_threshold_but_never_loosen_it(name, looser, tighter):
+    deployment = GateThresholds()
+    assert getattr(gate.tighten(deployment, {name: tighter}), name) == tighter
+    with pytest.raises(gate.GateConfigError) as err:
+        gate.tighten(deployment, {name: looser})
+    message = str(err.value)
+    assert f"gate_thresholds.{name}={looser}" in message
+    assert f"RL_ASSETS_GATE_{name.upper()}" in message and "loosen" in message
+
+
+# --- real checkpoints --------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def trained(local_ray, momentum_prices, tmp_path_factory):
-    train = momentum_prices.loc["2020-01-01":"2023-01-31", "close"].to_numpy()
-    val = momentum_prices.loc["2023-02-01":"2023-12-31", "close"].to_numpy()
+def trained(local_ray, random_walk_prices, tmp_path_factory):
+    """A tiny policy trained on a pure random walk: nothing to learn."""
+    train = random_walk_prices.loc["2020-01-01":"2023-01-31", "close"].to_numpy()
+    val = random_walk_prices.loc["2023-02-01":"2023-12-31", "close"].to_numpy()
     spec = TrainingSpec(**TINY_SPEC)
     root = tmp_path_factory.mktemp("gate")
     result = train_ppo(spec, train, with_history(train, val, spec.window), root / "ckpt")
     return result, train, val, root
 
 
-def inputs(trained, champion=None, **thresholds) -> gate.GateInputs:
+def judged(trained, **changes) -> dict[str, gate.GateResult]:
     result, train, val, _ = trained
-    return gate.GateInputs(result, train, val, gate.GateThresholds(**thresholds), champion)
+    results = gate.judge_training_result({**result, **changes}, train, val)
+    return {r.name: r for r in results}
 
 
-def run(name, gi) -> gate.GateResult:
-    return gate.GATES[name][1](gi)
+@pytest.mark.slow
+def test_default_thresholds_refuse_a_policy_trained_on_a_random_walk(trained):
+    results = judged(trained)
+    assert not all(r.passed for r in results.values()), results
+    assert results["restores_and_acts"].passed and results["weights_finite"].passed
 
 
-def test_restores_and_acts_passes_and_fails_on_a_broken_checkpoint(trained):
-    assert run("restores_and_acts", inputs(trained)).passed
-    result, train, val, root = trained
-    broken = root / "broken"
-    shutil.copytree(result["checkpoint"], broken)
-    shutil.rmtree(broken / RL_MODULE_SUBDIR)
-    outcome = run(
-        "restores_and_acts", inputs(({**result, "checkpoint": str(broken)}, train, val, root))
-    )
-    assert not outcome.passed and "restore failed" in outcome.reason
-
-
-def test_weights_finite_passes_and_fails_on_nan_weights(trained):
-    assert run("weights_finite", inputs(trained)).passed
+@pytest.mark.slow
+def test_a_broken_or_poisoned_or_half_written_checkpoint_is_refused(trained):
     import torch
     from ray.rllib.core.rl_module.rl_module import RLModule
 
-    result, train, val, root = trained
+    result, _, _, root = trained
+    broken = root / "broken"
+    shutil.copytree(result["checkpoint"], broken)
+    shutil.rmtree(broken / RL_MODULE_SUBDIR)
+    outcome = judged(trained, checkpoint=str(broken))["restores_and_acts"]
+    assert not outcome.passed and outcome.reason == "restore failed"
+
     poisoned = root / "poisoned"
     shutil.copytree(result["checkpoint"], poisoned)
     module = RLModule.from_checkpoint(str(poisoned / RL_MODULE_SUBDIR))
     with torch.no_grad():
         next(iter(module.parameters()))[0, 0] = float("nan")
     module.save_to_path(str(poisoned / RL_MODULE_SUBDIR))
-    outcome = run(
-        "weights_finite", inputs(({**result, "checkpoint": str(poisoned)}, train, val, root))
-    )
+    outcome = judged(trained, checkpoint=str(poisoned))["weights_finite"]
     assert not outcome.passed and outcome.observed.startswith("1 non-finite")
 
-
-@pytest.mark.parametrize(
-    "name, passing, failing",
-    [
-        (
-            "validation_sharpe_at_least_minimum",
-            {"min_validation_sharpe": -100},
-            {"min_validation_sharpe": 100},
-        ),
-        (
-            "beats_buy_and_hold",
-            {"min_margin_over_buy_and_hold": -100},
-            {"min_margin_over_buy_and_hold": 100},
-        ),
-        (
-            "deflated_sharpe_at_least_confidence",
-            {"min_deflated_sharpe": 0.0},
-            {"min_deflated_sharpe": 1.01},
-        ),
-        ("train_validation_gap_within_limit", {"max_sharpe_gap": 100}, {"max_sharpe_gap": -100}),
-    ],
-)
-def test_threshold_gates_pass_and_fail_with_observed_and_threshold(trained, name, passing, failing):
-    ok = run(name, inputs(trained, **passing))
-    bad = run(name, inputs(trained, **failing))
-    assert ok.passed and not bad.passed
-    assert bad.observed == ok.observed  # the same measurement, judged against two thresholds
-    assert bad.threshold == next(iter(failing.values()))
-    assert set(bad.metadata()) == {"observed", "threshold", "reason"}
-
-
-def test_beats_champion_passes_without_one_and_fails_against_itself(trained):
-    assert run("beats_champion", inputs(trained)).passed
-    result = trained[0]
-    itself = {"version": "v0001", "checkpoint": result["checkpoint"], "spec": result["spec"]}
-    outcome = run("beats_champion", inputs(trained, champion=itself))
-    assert not outcome.passed and outcome.observed == 0.0
-    assert "champion v0001" in outcome.reason
-    weaker = run("beats_champion", inputs(trained, champion=itself, min_margin_over_champion=-1))
-    assert weaker.passed
-
-
-def test_the_deflated_sharpe_deflates_by_the_iterations_chosen_among(trained):
-    result, train, val, root = trained
-    many = {**result, "history": result["history"] * 6}  # same spread, 6x the trials
-    one = run("deflated_sharpe_at_least_confidence", inputs(trained))
-    more = run("deflated_sharpe_at_least_confidence", inputs((many, train, val, root)))
-    assert more.observed <= one.observed
-    assert np.isfinite(one.observed)
-
-
-def test_a_checkpoint_without_manifest_is_refused_everywhere(trained):
-    result, train, val, root = trained
     half = root / "half"
     shutil.copytree(result["checkpoint"], half)
     (half / checkpoints.MANIFEST).unlink()
-    outcome = run(
-        "restores_and_acts", inputs(({**result, "checkpoint": str(half)}, train, val, root))
-    )
+    outcome = judged(trained, checkpoint=str(half))["restores_and_acts"]
     assert not outcome.passed and "not a complete checkpoint" in outcome.observed
-    assert json.loads((Path(result["checkpoint"]) / checkpoints.MANIFEST).read_text())
+
+
+@pytest.mark.slow
+def test_candidate_and_champion_are_judged_under_the_deployments_costs(trained):
+    from rl_assets.rl.training import evaluate, load_policy
+
+    result, train, val, _ = trained
+    itself = {"version": "v0001", "checkpoint": result["checkpoint"], "spec": result["spec"]}
+    costly = CostModel(transaction_cost=0.01)
+    judged_costly = {
+        r.name: r
+        for r in gate.judge_training_result(result, train, val, cost=costly, champion=itself)
+    }
+    spec = TrainingSpec(**result["spec"])
+    closes = with_history(train, val, spec.window)
+    policy = load_policy(result["checkpoint"])
+
+    def sharpe_at(cost: float) -> float:
+        return evaluate(policy, closes, dataclasses.replace(spec, transaction_cost=cost))["sharpe"]
+
+    observed = judged_costly["validation_sharpe_at_least_minimum"].observed
+    assert observed == pytest.approx(sharpe_at(0.01), abs=1e-4)
+    assert spec.transaction_cost == 0.0002 and sharpe_at(0.0002) != sharpe_at(0.01)
+    # The champion is charged the same costs: the same policy against itself is a tie.
+    assert judged_costly["beats_champion"].observed == 0.0

@@ -1,20 +1,24 @@
-"""The whole asset graph in process: a passing gate promotes, a failing gate does not."""
+"""The whole asset graph in process, per instrument: every candidate gets a report, only a
+candidate that passes every gate is promoted, and no path goes around the gate."""
+
+import copy
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance
+from dagster import AssetKey, DagsterEventType, DagsterInstance
 
 from rl_assets.definitions import defs
 from rl_assets.registry import Registry
-from rl_assets_tests.conftest import PIPELINE_ASSETS
+from rl_assets_tests.conftest import EDGE, NULL, PIPELINE_ASSETS, TINY_RUN_CONFIG
 
 pytestmark = pytest.mark.slow
 
 
-def run(instance, run_config, selection=None):
+def run(instance, run_config, partition, selection=None):
     job = defs.resolve_implicit_global_asset_job_def()
     return job.execute_in_process(
         run_config=run_config,
         instance=instance,
+        partition_key=partition,
         raise_on_error=False,
         asset_selection=selection,
     )
@@ -36,9 +40,18 @@ def check_results(result) -> dict[str, bool]:
     }
 
 
+def failure_message(result) -> str:
+    return "\n".join(
+        str(e.event_specific_data.error)
+        for e in result.all_events
+        if e.event_type == DagsterEventType.STEP_FAILURE
+    )
+
+
 @pytest.fixture(scope="module")
 def instance(tmp_path_factory):
     with DagsterInstance.local_temp(str(tmp_path_factory.mktemp("dagster_home"))) as inst:
+        inst.add_dynamic_partitions("instrument", [EDGE, NULL])
         yield inst
 
 
@@ -52,96 +65,107 @@ def artifacts(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def passing_run(local_ray, instance, artifacts):
-    from rl_assets_tests.conftest import TINY_RUN_CONFIG
-
-    config = {
-        "ops": {
-            **TINY_RUN_CONFIG["ops"],
-            # Half a year of data after validation, for the untouched test window.
-            "raw_prices": {"config": {"end": "2024-06-28"}},
-            "validation_report": {"config": {"test_start": "2024-01-01", "test_end": "2024-06-28"}},
-        }
+    config = copy.deepcopy(TINY_RUN_CONFIG)
+    config["ops"] |= {
+        # Half a year of data after validation, for the untouched test window.
+        "raw_prices": {"config": {"end": "2024-06-28"}},
+        "validation_report": {"config": {"test_start": "2024-01-01", "test_end": "2024-06-28"}},
     }
-    return run(instance, config)
-
-
-def test_the_report_has_baselines_honesty_and_the_untouched_test_window(passing_run, artifacts):
-    report = passing_run.output_for_node("validation_report")
-    assert set(report["validation"]) == {
-        "policy",
-        "buy_and_hold",
-        "flat",
-        "random (mean of 20)",
-    }
-    assert report["validation"]["flat"]["sharpe"] == 0.0
-    assert report["validation"]["flat"]["trades"] == 0
-    assert 0.0 <= report["deflated_sharpe"]["dsr"] <= 1.0
-    ci = report["sharpe_difference_vs_buy_and_hold"]
-    assert ci["low"] <= ci["difference"] <= ci["high"]
-    assert set(report["test"]) == set(report["validation"])
-    md = (artifacts / "runs" / passing_run.run_id / "report" / "report.md").read_text()
-    assert "Untouched test window 2024-01-01..2024-06-28" in md
-    assert (
-        artifacts / "runs" / passing_run.run_id / "report" / "validation.png"
-    ).stat().st_size > 10_000
-
-
-def test_a_passing_gate_materializes_everything_and_promotes(passing_run, artifacts):
-    assert passing_run.success
-    assert materialized(passing_run) == PIPELINE_ASSETS
-    checks = check_results(passing_run)
-    assert all(checks.values()), checks
-    assert {
-        "raw_prices_schema_valid",
-        "trained_policy_restores_and_acts",
-        "trained_policy_beats_buy_and_hold",
-        "trained_policy_validation_sharpe_at_least_minimum",
-    } <= set(checks)
-    champion = Registry(artifacts / "registry").champion()
-    assert champion["version"] == "v0001"
-    assert champion["run_id"] == passing_run.run_id
-
-
-def failing_config(tiny_run_config):
-    cfg = dict(tiny_run_config)
-    cfg["ops"] = {**cfg["ops"], "raw_prices": {"config": {"structure": "random_walk"}}}
-    cfg["resources"] = {"gate_thresholds": {"config": {"min_validation_sharpe": 50.0}}}
-    return cfg
+    return run(instance, config, EDGE)
 
 
 @pytest.fixture(scope="module")
-def failing_run(passing_run, instance):
-    from rl_assets_tests.conftest import TINY_RUN_CONFIG
+def refused_run(passing_run, instance):
+    """The null instrument under the default gate: nothing to learn, so it is refused."""
+    return run(instance, TINY_RUN_CONFIG, NULL)
 
-    return run(instance, failing_config(TINY_RUN_CONFIG))
+
+def test_a_passing_gate_materializes_everything_and_promotes(passing_run, artifacts):
+    assert passing_run.success, failure_message(passing_run)
+    assert materialized(passing_run) == PIPELINE_ASSETS
+    checks = check_results(passing_run)
+    assert all(checks.values()), checks
+    assert {"raw_prices_schema_valid", "candidate_beats_buy_and_hold"} <= set(checks)
+    champion = Registry.for_instrument(artifacts / "registry", EDGE).champion()
+    assert champion["version"] == "v0001"
+    assert champion["run_id"] == passing_run.run_id
+    # The champion's numbers are its own checkpoint's evaluation, and the rules it passed.
+    report = passing_run.output_for_node("validation_report")
+    assert champion["validation_sharpe"] == pytest.approx(report["validation_sharpe"])
+    assert champion["cost_model"] == report["cost_model"]
+    assert champion["thresholds"] == report["thresholds"]
+    assert {g["name"] for g in champion["gates"]} == {g["name"] for g in report["gates"]}
 
 
-def test_a_failing_gate_stops_promotion_and_keeps_the_champion(failing_run, artifacts):
-    assert not failing_run.success
-    done = materialized(failing_run)
-    assert "trained_policy" in done  # the candidate is recorded ...
-    assert "promoted_policy" not in done  # ... but not promoted
-    checks = check_results(failing_run)
-    assert checks["trained_policy_validation_sharpe_at_least_minimum"] is False
-    assert Registry(artifacts / "registry").champion()["version"] == "v0001"
+def test_the_report_has_baselines_gates_and_the_untouched_test_window(passing_run, artifacts):
+    report = passing_run.output_for_node("validation_report")
+    assert set(report["validation"]) == {"policy", "buy_and_hold", "flat", "random (mean of 20)"}
+    assert report["validation"]["flat"]["sharpe"] == 0.0
+    assert report["validation"]["flat"]["trades"] == 0
+    assert 0.0 <= report["deflated_sharpe"]["dsr"] <= 1.0
+    assert report["verdict"] == "passes every gate" and report["passed"]
+    assert [g["name"] for g in report["gates"]][-1] == "beats_champion"
+    assert set(report["test"]) == set(report["validation"])
+    folder = artifacts / "runs" / passing_run.run_id / "report"
+    md = (folder / "report.md").read_text()
+    assert "Untouched test window 2024-01-01..2024-06-28" in md
+    assert "| beats_buy_and_hold |" in md and "**Verdict: passes every gate.**" in md
+    assert (folder / "validation.png").stat().st_size > 10_000
+
+
+def test_a_refused_candidate_still_gets_its_report_and_changes_no_champion(refused_run, artifacts):
+    assert not refused_run.success
+    done = materialized(refused_run)
+    assert "validation_report" in done  # every candidate gets its report ...
+    assert "promoted_policy" not in done  # ... and the gate stops only promotion
+    checks = check_results(refused_run)
+    failed = {name for name, ok in checks.items() if not ok}
+    assert failed and all(name.startswith("candidate_") for name in failed), checks
+    report = refused_run.output_for_node("validation_report")
+    assert report["verdict"].startswith("refused by ") and not report["passed"]
+    for gate in report["gates"]:
+        assert {"name", "passed", "observed", "threshold", "reason"} <= set(gate)
+    assert Registry.for_instrument(artifacts / "registry", NULL).champion() is None
+    edge = Registry.for_instrument(artifacts / "registry", EDGE).champion()
+    assert edge["version"] == "v0001"
 
 
 def test_promoted_policy_alone_refuses_a_candidate_that_failed_the_gate(
-    failing_run, instance, artifacts
+    refused_run, instance, artifacts
 ):
     """The latest trained_policy failed its gate; materializing promoted_policy by itself must
-    re-check and refuse, not trust 'latest'."""
-    from dagster import AssetKey
-
-    from rl_assets_tests.conftest import TINY_RUN_CONFIG
-
-    alone = run(instance, failing_config(TINY_RUN_CONFIG), selection=[AssetKey("promoted_policy")])
+    judge again and refuse, not trust 'latest'."""
+    alone = run(instance, TINY_RUN_CONFIG, NULL, selection=[AssetKey("promoted_policy")])
     assert not alone.success
     assert "promoted_policy" not in materialized(alone)
-    failure = next(e for e in alone.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
-    message = str(failure.event_specific_data.error)
-    assert "refused" in message and "validation_sharpe_at_least_minimum" in message
-    assert "champion is unchanged (v0001)" in message
-    registry = Registry(artifacts / "registry")
-    assert registry.champion()["version"] == "v0001"
-    assert registry.versions() == ["v0001"]
+    message = failure_message(alone)
+    assert "refused" in message and "The champion is unchanged (none yet)" in message
+    assert Registry.for_instrument(artifacts / "registry", NULL).versions() == []
+
+
+def test_a_re_split_candidate_is_refused_naming_both_versions(passing_run, instance, artifacts):
+    """Re-split after training, then promote alone: the candidate was not selected on these
+    splits, so promotion refuses and names both."""
+    resplit = copy.deepcopy(TINY_RUN_CONFIG)
+    resplit["ops"]["price_splits"] = {"config": {"validation_end": "2023-10-31"}}
+    splits = run(
+        instance, resplit, EDGE, selection=[AssetKey("train_prices"), AssetKey("validation_prices")]
+    )
+    assert splits.success, failure_message(splits)
+    alone = run(instance, TINY_RUN_CONFIG, EDGE, selection=[AssetKey("promoted_policy")])
+    assert not alone.success
+    message = failure_message(alone)
+    assert "trained_on_these_splits" in message
+    assert "2023-10-31" in message and "2023-12-29" in message  # the two validation ranges
+    assert Registry.for_instrument(artifacts / "registry", EDGE).versions() == ["v0001"]
+
+
+def test_a_run_config_that_loosens_the_gate_fails_before_training(instance, artifacts):
+    loose = copy.deepcopy(TINY_RUN_CONFIG)
+    loose["resources"] = {"gate_thresholds": {"config": {"min_deflated_sharpe": 0.5}}}
+    result = run(instance, loose, NULL)
+    assert not result.success
+    assert "trained_policy" not in materialized(result)
+    message = failure_message(result)
+    assert "gate_thresholds.min_deflated_sharpe=0.5 would loosen" in message
+    assert "RL_ASSETS_GATE_MIN_DEFLATED_SHARPE" in message

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rl_assets.registry import Registry, main
+from rl_assets.registry import PromotionRefused, Registry, lanes, main
 from rl_assets.rl import checkpoints
 
 
@@ -58,8 +58,9 @@ def test_promote_keeps_history_and_rollback_switches_the_pointer(tmp_path, capsy
     assert registry.versions() == ["v0001", "v0002"]
     assert (tmp_path / "registry/versions/v0002/weights.bin").read_bytes() == b"w" * 64
 
-    assert main(["--root", str(registry.root), "rollback", "v0001"]) == 0
-    assert "champion is now v0001" in capsys.readouterr().out
+    root = str(registry.root.parent)
+    assert main(["--root", root, "--instrument", "registry", "rollback", "v0001"]) == 0
+    assert "registry: champion is now v0001" in capsys.readouterr().out
     assert registry.champion()["version"] == "v0001"
     assert [e["event"] for e in registry.history()] == ["promote", "promote", "rollback"]
 
@@ -100,3 +101,87 @@ def test_checkpoints_outside_the_artifact_store_are_never_loaded(tmp_path):
         store.trusted(tmp_path / "downloads" / "ckpt")
     with pytest.raises(ValueError, match="outside the artifact store"):
         store.trusted(tmp_path / "artifacts" / ".." / "elsewhere")
+
+
+class Verdict:
+    """What promote's ``accept`` returns: a gate result."""
+
+    def __init__(self, passed: bool, observed: float = 0.0):
+        self.passed, self.observed = passed, observed
+        self.name, self.reason = "beats_champion", "test"
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "passed": self.passed, "observed": self.observed}
+
+
+def test_promotion_is_compare_and_swap_against_the_champion_in_place(tmp_path):
+    """Two candidates both judged against the same old champion: the better one commits
+    first; the worse one, committing second, is compared with the new champion and refused."""
+    registry = Registry.for_instrument(tmp_path / "registry", "SPY")
+    registry.promote(fake_checkpoint(tmp_path, "old", 1.0), {"validation_sharpe": 1.0})
+    sharpe = {"v0001": 1.0}
+
+    def better_than_champion_in_place(candidate_sharpe: float):
+        def accept(champion):
+            seen.append(champion["version"])
+            return Verdict(candidate_sharpe > sharpe[champion["version"]])
+
+        return accept
+
+    seen: list[str] = []
+    # Both gates ran against v0001 (1.0) and passed: 3.0 > 1.0 and 2.0 > 1.0.
+    best = registry.promote(
+        fake_checkpoint(tmp_path, "best", 3.0), {"validation_sharpe": 3.0},
+        better_than_champion_in_place(3.0),
+    )  # fmt: skip
+    sharpe[best["version"]] = 3.0
+    with pytest.raises(PromotionRefused) as refused:
+        registry.promote(
+            fake_checkpoint(tmp_path, "worse", 2.0), {"validation_sharpe": 2.0},
+            better_than_champion_in_place(2.0),
+        )  # fmt: skip
+    assert seen == ["v0001", "v0002"]  # the second commit saw the champion the first installed
+    assert refused.value.champion["version"] == "v0002"
+    assert registry.champion()["version"] == "v0002"
+    assert registry.versions() == ["v0001", "v0002"]
+    assert [e["replaced"] for e in registry.history()] == [None, "v0001"]
+
+
+def test_champions_are_per_instrument(tmp_path):
+    root = tmp_path / "registry"
+    spy, qqq = Registry.for_instrument(root, "SPY"), Registry.for_instrument(root, "QQQ")
+    spy.promote(fake_checkpoint(tmp_path, "s1", 1.0), {})
+    spy.promote(fake_checkpoint(tmp_path, "s2", 2.0), {})
+    assert qqq.champion() is None
+    qqq.promote(fake_checkpoint(tmp_path, "q1", 1.0), {})
+    spy.rollback("v0001")
+    assert (spy.champion()["version"], qqq.champion()["version"]) == ("v0001", "v0001")
+    assert spy.champion()["instrument"] == "SPY"
+    assert (root / "QQQ/versions/v0001/weights.bin").exists()
+    assert lanes(root) == ["QQQ", "SPY"]
+
+
+def test_a_single_lane_registry_is_moved_to_the_default_instrument(tmp_path, capsys):
+    root = tmp_path / "registry"
+    legacy = Registry(root)  # the layout before instruments: versions/ at the root
+    legacy.promote(fake_checkpoint(tmp_path, "a", 1.0), {"validation_sharpe": 1.0})
+    assert (root / "champion.json").exists()
+    lane = Registry.for_instrument(root, "SPY")  # any first use migrates
+    assert lane.champion() is None
+    assert not (root / "champion.json").exists()
+    default = Registry.for_instrument(root, "default")
+    assert default.champion()["version"] == "v0001"
+    assert default.champion()["checkpoint"] == str(root / "default/versions/v0001")
+    assert [e["event"] for e in default.history()] == ["promote"]
+    assert main(["--root", str(root), "instruments"]) == 0
+    assert "default          champion v0001" in capsys.readouterr().out
+
+
+def test_the_cli_needs_an_instrument_when_there_are_several(tmp_path, capsys):
+    root = tmp_path / "registry"
+    for name in ("SPY", "QQQ"):
+        Registry.for_instrument(root, name).promote(fake_checkpoint(tmp_path, name, 1.0), {})
+    assert main(["--root", str(root), "list"]) == 2
+    assert "choose an instrument with --instrument" in capsys.readouterr().out
+    assert main(["--root", str(root), "--instrument", "QQQ", "list"]) == 0
+    assert capsys.readouterr().out.strip() == "* v0001"

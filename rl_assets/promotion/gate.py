@@ -502,3 +502,32 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     return str(value).replace("|", "/")
+
+
+def judge_training_result(
+    result: dict[str, Any],
+    train_closes: np.ndarray,
+    validation_closes: np.ndarray,
+    thresholds: GateThresholds | None = None,
+    cost: CostModel | None = None,
+    champion: dict[str, Any] | None = None,
+) -> list[GateResult]:
+    """Every gate for a ``train_ppo`` result judged on the closes it was trained on, outside
+    Dagster (benchmarks, tests). The splits are taken as the ones recorded with it."""
+    recorded = result.get("provenance", {}).get("splits") or {
+        "train": {"content_hash": "unrecorded"},
+        "validation": {"content_hash": "unrecorded"},
+    }
+    evidence = Evidence(
+        candidate=result,
+        train_closes=np.asarray(train_closes),
+        validation_closes=np.asarray(validation_closes),
+        splits=recorded,
+        thresholds=thresholds or deployment_thresholds(),
+        cost=cost or deployment_cost_model(),
+        champion=champion,
+    )
+    m = measure(evidence)
+    if not m.recorded_splits:
+        m.recorded_splits = recorded
+    return judge(m, evidence.thresholds, evidence.cost)
