@@ -94,6 +94,33 @@ def cli_env(home: Path, artifacts: Path) -> dict[str, str]:
     return env
 
 
+def materialize_instrument(
+    artifacts: Path, run_config: dict, instrument: str = EDGE, selection=None
+):
+    """The whole graph for one instrument in process, as `dagster asset materialize --select
+    '*' --partition <instrument>` runs it, with artifacts and values under ``artifacts``."""
+    import dagster as dg
+
+    from rl_assets.definitions import defs
+    from rl_assets.resources import ArtifactStoreResource, RunScopedIOManager
+
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("instrument", [instrument])
+    return dg.materialize(
+        [*defs.assets, *defs.asset_checks],
+        run_config=run_config,
+        resources={
+            **defs.resources,
+            "artifacts": ArtifactStoreResource(root=str(artifacts)),
+            "io_manager": RunScopedIOManager(root=str(artifacts)),
+        },
+        instance=instance,
+        partition_key=instrument,
+        selection=selection,
+        raise_on_error=False,
+    )
+
+
 @pytest.fixture
 def instance_with_instruments(tmp_path):
     """An instance under a temporary DAGSTER_HOME with both generated instruments registered."""

@@ -11,8 +11,7 @@ from rl_assets.data.checks import business_day_gaps, schema_result, unchanged_cl
 from rl_assets.data.schemas import RawPrices, TrainPrices, ValidationPrices, failure_summary
 from rl_assets.data.sources import PRICES_FILE_ENV_VAR
 from rl_assets.data.synthetic import generate_prices
-from rl_assets.definitions import defs
-from rl_assets.resources import ArtifactStoreResource
+from rl_assets_tests.conftest import materialize_instrument
 
 DOWNSTREAM = {"episodes_per_iteration", "trained_policy", "validation_report", "promoted_policy"}
 
@@ -129,14 +128,7 @@ def run(tmp_path, path: str, selection=None, resources_config=None) -> dg.Execut
     run_config: dict = {"ops": {"raw_prices": {"config": {"source_path": path}}}}
     if resources_config:
         run_config["resources"] = resources_config
-    return dg.materialize(
-        [*defs.assets, *defs.asset_checks],
-        selection=selection,
-        run_config=run_config,
-        resources={**defs.resources, "artifacts": ArtifactStoreResource(root=str(tmp_path / "a"))},
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
+    return materialize_instrument(tmp_path / "a", run_config, "SPY", selection=selection)
 
 
 def materialized(result: dg.ExecuteInProcessResult) -> set[str]:

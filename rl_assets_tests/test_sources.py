@@ -9,8 +9,7 @@ from rl_assets.assets.prices import RawPricesConfig, content_hash, raw_prices
 from rl_assets.data.schemas import RawPrices
 from rl_assets.data.sources import PRICES_FILE_ENV_VAR, PriceSourceError, load_prices
 from rl_assets.data.synthetic import generate_prices
-from rl_assets.definitions import defs
-from rl_assets.resources import ArtifactStoreResource
+from rl_assets_tests.conftest import materialize_instrument
 
 YAHOO_COLUMNS = ["Date", "Open", "High", "Low", "Close", "Adj Close", "Volume"]
 
@@ -359,8 +358,8 @@ def test_adj_close_with_non_positive_close(tmp_path, bars):
 # The asset: config, environment variable, metadata, and failures that stop the run ------
 
 
-def run_raw_prices(config: RawPricesConfig) -> dg.Output:
-    return raw_prices(dg.build_asset_context(), config)
+def run_raw_prices(config: RawPricesConfig, instrument: str = "SPY") -> dg.Output:
+    return raw_prices(dg.build_asset_context(partition_key=instrument), config)
 
 
 def test_asset_records_source_range_rows_and_hash(tmp_path, bars, monkeypatch):
@@ -379,8 +378,9 @@ def test_environment_variable_names_the_file(tmp_path, bars, monkeypatch):
     path = tmp_path / "env.parquet"
     bars.to_parquet(path)
     monkeypatch.setenv(PRICES_FILE_ENV_VAR, str(path))
-    out = run_raw_prices(RawPricesConfig())
-    assert out.metadata["source_via"].value == f"${PRICES_FILE_ENV_VAR}"
+    out = run_raw_prices(RawPricesConfig(), instrument="env")  # the instrument is the file's name
+    assert out.metadata["source_via"].value == "instrument file"
+    assert out.metadata["source"].value == str(path)
     assert content_hash(out.value) == content_hash(bars)
 
 
@@ -400,13 +400,8 @@ def test_asset_turns_a_data_problem_into_a_failure(tmp_path, monkeypatch):
 
 def materialize_all(tmp_path, raw_config: dict) -> dg.ExecuteInProcessResult:
     """The whole graph, as `dagster asset materialize --select '*'` would run it."""
-    resources = {**defs.resources, "artifacts": ArtifactStoreResource(root=str(tmp_path / "a"))}
-    return dg.materialize(
-        [*defs.assets, *defs.asset_checks],
-        run_config={"ops": {"raw_prices": {"config": raw_config}}},
-        resources=resources,
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
+    return materialize_instrument(
+        tmp_path / "a", {"ops": {"raw_prices": {"config": raw_config}}}, "SPY"
     )
 
 

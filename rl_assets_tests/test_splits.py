@@ -1,6 +1,5 @@
 """Leak-free splits: validation strictly after train, enough rows, and no look-ahead in rollouts."""
 
-import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,11 +8,10 @@ from rl_assets import constants
 from rl_assets.assets.prices import SplitConfig, split_by_dates
 from rl_assets.data.sources import PRICES_FILE_ENV_VAR
 from rl_assets.data.synthetic import generate_prices
-from rl_assets.definitions import defs
-from rl_assets.resources import ArtifactStoreResource
 from rl_assets.rl import env as env_module
 from rl_assets.rl.env import TradingEnv, rollout
 from rl_assets.rl.training import with_history
+from rl_assets_tests.conftest import materialize_instrument
 
 
 @pytest.fixture(scope="module")
@@ -113,18 +111,15 @@ def test_too_few_rows_for_the_window(prices):
 
 def test_reversed_split_dates_stop_the_graph_before_training(tmp_path, monkeypatch, prices):
     monkeypatch.delenv(PRICES_FILE_ENV_VAR, raising=False)
-    result = dg.materialize(
-        [*defs.assets, *defs.asset_checks],
-        run_config={
+    result = materialize_instrument(
+        tmp_path,
+        {
             "ops": {
                 "price_splits": {
                     "config": {"validation_start": "2023-12-01", "validation_end": "2023-02-01"}
                 }
             }
         },
-        resources={**defs.resources, "artifacts": ArtifactStoreResource(root=str(tmp_path))},
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
     )
     assert not result.success
     (failure,) = result.get_step_failure_events()
@@ -213,3 +208,28 @@ def test_the_guard_catches_a_planted_one_day_look_ahead(closes, monkeypatch):
 
     monkeypatch.setattr(env_module.TradingEnv, "_obs", leaky_obs)
     assert not decisions_before_day_ignore_day(train, validation, 17)
+
+
+# Gaps between the splits --------------------------------------------------------------------
+
+
+def test_a_long_gap_between_train_and_validation_is_refused_naming_both_dates(prices):
+    message = split_error(prices, train_end="2022-12-30", validation_start="2023-03-01")
+    assert "train ends 2022-12-30 and validation starts 2023-03-01" in message
+    assert "42 business days without prices between them (limit 5)" in message
+    assert "as one day" in message and "max_gap_business_days" in message
+
+
+def test_a_gap_within_the_limit_is_accepted_and_its_limit_configurable(prices):
+    split_by_dates(prices, SplitConfig(train_end="2023-01-25", validation_start="2023-02-01"))
+    message = split_error(
+        prices, train_end="2023-01-25", validation_start="2023-02-01", max_gap_business_days=2
+    )
+    assert "4 business days without prices between them (limit 2)" in message
+
+
+def test_a_gap_inside_the_data_between_the_splits_is_refused_too(prices):
+    """Dates that touch, but the data itself is missing the weeks around the boundary."""
+    holed = prices.drop(prices.loc["2023-01-09":"2023-02-17"].index)
+    message = split_error(holed)
+    assert "train ends 2023-01-06 and validation starts 2023-02-20" in message
