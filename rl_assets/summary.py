@@ -1,15 +1,18 @@
-"""Print what the latest run did: data, splits, budget, training, gate verdicts, champion.
+"""Print what the latest run of each instrument did: data, training, the gate, the champion.
 
-    python -m rl_assets.summary [--exit-status N]
+    python -m rl_assets.summary [--instrument KEY ...] [--exit-status N]
 
-With ``--exit-status`` (the CLI's exit code), a run that failed only because the gate
-refused the candidate exits 0: a refusal is a result, not a crash.
+With ``--exit-status`` (the worst exit code of the CLI runs), runs that failed only because
+the gate refused a candidate count as success: a refusal is a result, not a crash.
 """
 
 import argparse
 
 import dagster as dg
 from dagster import DagsterEventType
+
+from rl_assets.automation.retries import failure_kind
+from rl_assets.instruments import registered
 
 
 def _materializations(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict]:
@@ -26,71 +29,109 @@ def _fmt(value, spec: str = ".3f") -> str:
     return format(value, spec) if isinstance(value, (int, float)) else "n/a"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--exit-status", type=int, default=0)
-    args = parser.parse_args(argv)
-    instance = dg.DagsterInstance.get()
-    runs = instance.get_runs(limit=1)
+def _checks(instance: dg.DagsterInstance, run_id: str) -> list:
+    return [
+        r.dagster_event.event_specific_data
+        for r in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+    ]
+
+
+def _failure(instance: dg.DagsterInstance, run_id: str) -> str:
+    for record in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
+        data = record.dagster_event.event_specific_data
+        user = data.user_failure_data
+        text = user.description if user and user.description else (data.error.message if data.error else "")
+        if "blocking asset check" not in text:
+            return f"{record.dagster_event.step_key}: {text.strip().splitlines()[0][:300]}"
+    return ""
+
+
+def describe(instance: dg.DagsterInstance, instrument: str) -> tuple[list[str], str]:
+    """Lines about the instrument's latest run, and how it ended: 'promoted', 'refused',
+    'failed' or 'no run'."""
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": instrument}), limit=1)
     if not runs:
-        print("No run yet: run `make demo`.")
-        return 1
+        return [f"{instrument}: no run yet"], "no run"
     run = runs[0]
     mats = _materializations(instance, run.run_id)
     raw, train, val = (mats.get(k, {}) for k in ("raw_prices", "train_prices", "validation_prices"))
     budget, policy = mats.get("episodes_per_iteration", {}), mats.get("trained_policy", {})
     report, promoted = mats.get("validation_report", {}), mats.get("promoted_policy")
-    print(f"rl_assets summary of run {run.run_id} ({run.status.value})")
+    lines = [f"{instrument}: run {run.run_id[:8]} ({run.status.value.lower()})"]
     if raw:
-        print(
-            f"  data:       {raw['rows']} rows {raw['first_date']}..{raw['last_date']} ({raw['source']})"
+        lines.append(
+            f"  data:        {raw['rows']} rows {raw['first_date']}..{raw['last_date']} ({raw['source']})"
         )
-    for name, part in (("train", train), ("validation", val)):
-        if part:
-            print(
-                f"  {name + ':':<11} {part['rows']} rows {part['first_date']}..{part['last_date']}"
+    if train and val:
+        lines.append(
+            f"  splits:      train {train['first_date']}..{train['last_date']} ({train['rows']} rows), "
+            f"validation {val['first_date']}..{val['last_date']} ({val['rows']} rows)"
+        )
+    if budget and policy:
+        lines.append(
+            f"  training:    {policy['iterations']} iterations, stopped by {policy['stop_reason']}; "
+            f"{policy['episodes_total']} episodes (target {policy['episodes_target']}, "
+            f"{_fmt(budget['episodes_per_iteration'], '.1f')}/iteration); best iteration "
+            f"{policy['best_iteration']}"
+        )
+    if report.get("validation_sharpe") is not None:
+        lines.append(
+            f"  validation:  Sharpe {_fmt(report['validation_sharpe'])} vs buy-and-hold "
+            f"{_fmt(report['buy_and_hold_sharpe'])}; train Sharpe {_fmt(report['train_sharpe'])}, "
+            f"deflated Sharpe {_fmt(report['deflated_sharpe'])}"
+        )
+    checks = _checks(instance, run.run_id)
+    data_checks = [c for c in checks if not c.check_name.startswith("candidate_")]
+    bad_data = [c.check_name for c in data_checks if not c.passed]
+    if data_checks:
+        lines.append(
+            f"  data checks: {len(data_checks) - len(bad_data)} of {len(data_checks)} passed"
+            + (f"; failed: {', '.join(bad_data)}" if bad_data else "")
+        )
+    gate = [c for c in checks if c.check_name.startswith("candidate_")]
+    refused = [c for c in gate if not c.passed]
+    if gate:
+        lines.append(f"  gate:        {len(gate) - len(refused)} of {len(gate)} passed")
+        for c in refused:
+            observed = getattr(c.metadata.get("observed"), "value", "")
+            threshold = getattr(c.metadata.get("threshold"), "value", "")
+            reason = getattr(c.metadata.get("reason"), "value", "")
+            lines.append(
+                f"    refused by {c.check_name.removeprefix('candidate_')}: {reason} "
+                f"(observed {observed}, threshold {threshold})"
             )
-    if budget:
-        print(
-            f"  budget:     {_fmt(budget['episodes_per_iteration'], '.2f')} episodes/iteration "
-            f"(measured {_fmt(budget['measured_episodes_per_iteration'], '.2f')}), "
-            f"{budget['iterations_for_target']} iterations for {budget['target_episodes']} episodes"
-        )
-    if policy:
-        print(
-            f"  training:   {policy['iterations']} iterations, stopped by {policy['stop_reason']}; "
-            f"{policy['episodes_total']} episodes (target {policy['episodes_target']}); "
-            f"best iteration {policy['best_iteration']}"
-        )
-        print(
-            f"  validation: best Sharpe {_fmt(policy['best_validation_sharpe'])} vs buy-and-hold "
-            f"{_fmt(policy['buy_and_hold_validation_sharpe'])}"
-            + (
-                f"; train Sharpe {_fmt(report.get('train_sharpe'))}, deflated Sharpe "
-                f"{_fmt(report.get('deflated_sharpe'))}"
-                if report
-                else ""
-            )
-        )
-    gate_failed = False
-    for record in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
-        ev = record.dagster_event.event_specific_data
-        observed = ev.metadata.get("observed")
-        status = "passed" if ev.passed else ev.severity.value
-        if not ev.passed and ev.asset_key.to_user_string() == "trained_policy":
-            gate_failed = True
-        reason = ev.metadata.get("reason")
-        detail = getattr(reason, "value", None) or getattr(observed, "value", "")
-        print(f"  check:      {ev.check_name}: {status} ({detail})")
-    if promoted:
-        print(f"  promoted:   yes, {promoted['version']} at {promoted['checkpoint']}")
-    elif policy:
-        print(f"  promoted:   no; the candidate stays at {policy['checkpoint']}")
     if report:
-        print(f"  report:     {report['report_file']}")
-    if args.exit_status != 0 and gate_failed and policy:
-        print("  the gate refused the candidate; the champion is unchanged")
-        return 0
+        lines.append(f"  report:      {report['report_file']}")
+    if promoted:
+        lines.append(f"  promoted:    yes, {promoted['version']} (replaced {promoted['replaced']})")
+        return lines, "promoted"
+    kind = failure_kind(instance, run.run_id) if run.status == dg.DagsterRunStatus.FAILURE else ""
+    if kind == "gate":
+        lines.append("  promoted:    no: the gate refused the candidate; the champion is unchanged")
+        return lines, "refused"
+    reason = _failure(instance, run.run_id)
+    if reason:
+        lines.append(f"  failed:      {reason}")
+    return lines, "failed" if run.status == dg.DagsterRunStatus.FAILURE else run.status.value.lower()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--instrument", action="append", default=[])
+    parser.add_argument("--exit-status", type=int, default=0)
+    args = parser.parse_args(argv)
+    with dg.DagsterInstance.get() as instance:
+        instruments = args.instrument or registered(instance)
+        if not instruments:
+            print("No instrument registered: run `make demo`.")
+            return 1
+        outcomes = []
+        for instrument in instruments:
+            lines, outcome = describe(instance, instrument)
+            outcomes.append(outcome)
+            print("\n".join(lines))
+    if args.exit_status != 0 and all(o in ("promoted", "refused") for o in outcomes):
+        return 0  # every failure was a refusal by the gate: a result, not a crash
     return args.exit_status
 
 
