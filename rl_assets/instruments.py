@@ -53,7 +53,8 @@ def partitioned_check(**kwargs):
     return decorate
 
 
-PRICE_SUFFIXES = tuple(sorted({*CSV_SUFFIXES, *PARQUET_SUFFIXES}, key=len, reverse=True))
+# What a price file in a directory is called (a .txt file there is more likely notes).
+PRICE_SUFFIXES = tuple(sorted({*CSV_SUFFIXES, *PARQUET_SUFFIXES} - {".txt"}, key=len, reverse=True))
 
 
 class InstrumentError(ValueError):

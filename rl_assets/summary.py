@@ -40,7 +40,11 @@ def _failure(instance: dg.DagsterInstance, run_id: str) -> str:
     for record in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
         data = record.dagster_event.event_specific_data
         user = data.user_failure_data
-        text = user.description if user and user.description else (data.error.message if data.error else "")
+        text = (
+            user.description
+            if user and user.description
+            else (data.error.message if data.error else "")
+        )
         if "blocking asset check" not in text:
             return f"{record.dagster_event.step_key}: {text.strip().splitlines()[0][:300]}"
     return ""
@@ -112,7 +116,10 @@ def describe(instance: dg.DagsterInstance, instrument: str) -> tuple[list[str], 
     reason = _failure(instance, run.run_id)
     if reason:
         lines.append(f"  failed:      {reason}")
-    return lines, "failed" if run.status == dg.DagsterRunStatus.FAILURE else run.status.value.lower()
+    return (
+        lines,
+        "failed" if run.status == dg.DagsterRunStatus.FAILURE else run.status.value.lower(),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,7 +55,7 @@ def test_two_cli_runs_at_once_each_judge_their_own_candidate(tmp_path):
         )  # fmt: skip
         time.sleep(1.0)  # a second apart, as two users would
     outputs = {seed: proc.communicate(timeout=900)[0] for seed, proc in procs.items()}
-    for seed, out in outputs.items():
+    for out in outputs.values():
         assert "database is locked" not in out, out[-3000:]
         assert "OperationalError" not in out, out[-3000:]
 

@@ -8,16 +8,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey, DagsterEventType, DagsterInstance
 
 from rl_assets.rl import checkpoints
 from rl_assets.rl.reaper import _stat, descendants
 from rl_assets_tests.conftest import (
+    EDGE,
     REPO,
     TINY_RUN_CONFIG,
     cli_env,
     materialize_command,
     new_dagster_home,
+    register_instruments,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -35,11 +37,13 @@ def cli(home: Path, artifacts: Path, config: dict, tmp: Path, name: str) -> subp
 
 def test_sigkill_mid_training_leaves_checkpoints_and_champion_intact(tmp_path):
     home, artifacts = new_dagster_home(tmp_path / "home"), tmp_path / "artifacts"
+    register_instruments(home, EDGE, env=cli_env(home, artifacts))
 
     first = cli(home, artifacts, TINY_RUN_CONFIG, tmp_path, "first")
     assert first.wait(timeout=600) == 0, first.stderr.read()[-3000:]
-    champion_file = artifacts / "registry" / "champion.json"
+    champion_file = artifacts / "registry" / EDGE / "champion.json"
     champion_before = champion_file.read_bytes()
+    first_run = json.loads(champion_before)["run_id"]
 
     long = json.loads(json.dumps(TINY_RUN_CONFIG))
     long["ops"]["episodes_per_iteration"]["config"]["target_episodes"] = 4000
@@ -68,6 +72,15 @@ def test_sigkill_mid_training_leaves_checkpoints_and_champion_intact(tmp_path):
     assert not alive, f"Ray processes outlived the killed run: {sorted(alive)}"
 
     assert champion_file.read_bytes() == champion_before
+    # The run guard saw its process die: the run is failed, not STARTED for ever, and the
+    # training pool slot it held is free again (else the rerun below would wait for ever).
+    with DagsterInstance.from_config(str(home)) as instance:
+        deadline = time.monotonic() + 30
+        while (killed := instance.get_runs(limit=1)[0]).status.value == "STARTED":
+            assert time.monotonic() < deadline, "the killed run was never marked failed"
+            time.sleep(0.5)
+        assert killed.status.value == "FAILURE"
+        assert instance.event_log_storage.get_concurrency_run_ids() <= {first_run}
     for ckpt_root in runs.glob("*/checkpoints"):
         for entry in ckpt_root.iterdir():
             if entry.is_dir():
@@ -77,11 +90,19 @@ def test_sigkill_mid_training_leaves_checkpoints_and_champion_intact(tmp_path):
         pointer = json.loads((ckpt_root / "best.json").read_text())
         assert checkpoints.is_complete(ckpt_root / pointer["checkpoint"])
 
+    # The rerun trains the first run's config from scratch: the same seed gives the same
+    # policy, which does not beat the champion it equals. It finishes (no stale state from
+    # the killed run gets in its way), is refused by the gate alone, and the champion stays.
     rerun = cli(home, artifacts, TINY_RUN_CONFIG, tmp_path, "rerun")
-    rerun.wait(timeout=600)
+    assert rerun.wait(timeout=600) == 1, rerun.stderr.read()[-3000:]
     with DagsterInstance.from_config(str(home)) as instance:
-        events = instance.get_latest_materialization_event(AssetKey("trained_policy"))
-        assert events is not None
-        champion = json.loads(champion_file.read_text())
-    # The rerun trained from scratch; the champion changed only through a passing gate.
-    assert champion["version"] in ("v0001", "v0002")
+        (last, *_) = instance.get_runs(limit=1)
+        checks = {
+            r.dagster_event.event_specific_data.check_name: r.dagster_event.event_specific_data.passed
+            for r in instance.all_logs(last.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+        }
+        assert instance.get_latest_materialization_event(AssetKey("validation_report"))
+    assert [name for name, ok in checks.items() if not ok] == ["candidate_beats_champion"]
+    champion = json.loads(champion_file.read_text())
+    assert (champion["version"], champion["run_id"]) == ("v0001", first_run)
+    assert champion_file.read_bytes() == champion_before

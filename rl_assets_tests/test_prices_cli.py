@@ -3,6 +3,7 @@
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -12,9 +13,7 @@ import yaml
 from rl_assets import constants
 from rl_assets.data.sources import PRICES_FILE_ENV_VAR
 from rl_assets.data.synthetic import generate_prices
-from rl_assets.definitions import defs
-from rl_assets.resources import ArtifactStoreResource, RayResource
-from rl_assets_tests.conftest import materialize_command
+from rl_assets_tests.conftest import materialize_command, materialize_instrument
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,15 +28,19 @@ def with_source(run_config: dict, **raw_config) -> dict:
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_yahoo_csv_through_the_cli(tmp_path, tiny_run_config):
+def test_a_yahoo_csv_in_the_prices_directory_through_the_cli(tmp_path, tiny_run_config):
+    """A user's file named after its ticker in $RL_ASSETS_PRICES_DIR: scanned into an
+    instrument, then trained, gated and promoted through the CLI."""
     prices = generated()
     yahoo = prices.rename(columns=str.title).rename_axis("Date")
     yahoo.insert(4, "Adj Close", yahoo["Close"])  # no dividends: adjusted equals close
-    csv = tmp_path / "SPY.csv"
+    prices_dir = tmp_path / "prices"
+    prices_dir.mkdir()
+    csv = prices_dir / "SPY.csv"
     yahoo[["Open", "High", "Low", "Close", "Adj Close", "Volume"]].to_csv(csv)
     assert csv.read_text().startswith("Date,Open,High,Low,Close,Adj Close,Volume\n")
 
-    config = with_source(tiny_run_config, source_path=str(csv), price_column="adj_close")
+    config = with_source(tiny_run_config, price_column="adj_close")
     (tmp_path / "run_config.yaml").write_text(yaml.safe_dump(config))
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -46,6 +49,7 @@ def test_yahoo_csv_through_the_cli(tmp_path, tiny_run_config):
         **os.environ,
         "DAGSTER_HOME": str(home),
         "RL_ASSETS_ARTIFACTS": str(tmp_path / "artifacts"),
+        constants.PRICES_DIR_ENV_VAR: str(prices_dir),
         "DAGSTER_DISABLE_TELEMETRY": "1",
         "RAY_USAGE_STATS_ENABLED": "0",
     }
@@ -53,10 +57,15 @@ def test_yahoo_csv_through_the_cli(tmp_path, tiny_run_config):
     # "local": start a private Ray even if a `ray start` cluster runs on this machine
     # (without it, ray.init joins the cluster recorded in /tmp/ray/ray_current_cluster).
     env["RAY_ADDRESS"] = "local"
-    command = materialize_command("run_config.yaml")
+    scan = subprocess.run(
+        [sys.executable, "-m", "rl_assets.instruments", "scan"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert scan.returncode == 0 and "registered SPY" in scan.stdout, scan.stdout + scan.stderr
     proc = subprocess.run(
-        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
-    )
+        materialize_command("run_config.yaml", partition="SPY"),
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     assert "RUN_SUCCESS" in log, log[-4000:]
@@ -66,12 +75,13 @@ def test_yahoo_csv_through_the_cli(tmp_path, tiny_run_config):
         raw = instance.get_latest_materialization_event(dg.AssetKey("raw_prices"))
         meta = raw.asset_materialization.metadata
         assert meta["source"].value == str(csv)
+        assert meta["instrument"].value == "SPY"
         assert meta["price_column"].value == "adj_close"
         assert meta["rows"].value == len(prices)
         assert instance.get_latest_materialization_event(dg.AssetKey("promoted_policy"))
     finally:
         instance.dispose()
-    assert list((tmp_path / "artifacts" / "registry").iterdir())
+    assert (tmp_path / "artifacts" / "registry" / "SPY" / "champion.json").exists()
 
 
 @pytest.mark.slow
@@ -79,17 +89,10 @@ def test_parquet_through_the_whole_graph(tmp_path, tiny_run_config, monkeypatch)
     monkeypatch.delenv(PRICES_FILE_ENV_VAR, raising=False)
     parquet = tmp_path / "prices.parquet"
     generated().to_parquet(parquet)  # dates in a DatetimeIndex
-    result = dg.materialize(
-        [*defs.assets, *defs.asset_checks],
-        run_config=with_source(tiny_run_config, source_path=str(parquet)),
-        resources={
-            **defs.resources,
-            "artifacts": ArtifactStoreResource(root=str(tmp_path / "artifacts")),
-            # A private local Ray (reused if this session already started one).
-            "ray": RayResource(address="local"),
-        },
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
+    result = materialize_instrument(
+        tmp_path / "artifacts",
+        with_source(tiny_run_config, source_path=str(parquet)),
+        instrument="MYFUND",
     )
     assert result.success
     done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}

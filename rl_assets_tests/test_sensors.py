@@ -1,4 +1,5 @@
-"""new_prices_sensor and weekly_retrain_schedule evaluated directly, and the data versions they rely on."""
+"""new_prices_sensor, its retries and weekly_retrain_schedule evaluated directly, and the data
+versions they rely on."""
 
 import hashlib
 import json
@@ -10,23 +11,30 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 import yaml
 from dagster._core.definitions.data_version import StaleStatus
+from dagster._core.events import EngineEventData
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from rl_assets.assets import prices
 from rl_assets.automation.jobs import (
+    ATTEMPT_TAG,
+    CONFIG_TAG,
     CONTENT_TAG,
+    REQUESTED_BY_TAG,
     RETRAIN_RUN_CONFIG_ENV_VAR,
     SOURCE_FILE_TAG,
-    TRAINING_TAG,
+    config_digest,
     retrain_job,
     weekly_retrain_schedule,
 )
+from rl_assets.automation.retries import fail_orphaned_runs, failure_kind, infrastructure_retries
 from rl_assets.automation.sensors import (
     DEFAULT_SENSOR_INTERVAL_SECONDS,
     LANDING_DIR_ENV_VAR,
+    SENSOR_NAME,
     SETTLE_ENV_VAR,
     LandingCursor,
     new_prices_sensor,
@@ -34,13 +42,22 @@ from rl_assets.automation.sensors import (
 from rl_assets.data.sources import PRICES_FILE_ENV_VAR
 from rl_assets.data.synthetic import generate_prices
 from rl_assets.definitions import defs
+from rl_assets.failures import DATA, failure
 from rl_assets.resources import ArtifactStoreResource
-from rl_assets_tests.conftest import PIPELINE_ASSETS, TINY_RUN_CONFIG
+from rl_assets_tests.conftest import EDGE, NULL, PIPELINE_ASSETS, TINY_RUN_CONFIG
+
+
+def price_frame(seed: int, structure: str = "momentum") -> pd.DataFrame:
+    return generate_prices("2019-01-01", "2023-12-31", seed=seed, structure=structure)
 
 
 def price_csv(seed: int, structure: str = "momentum") -> bytes:
-    df = generate_prices("2019-01-01", "2023-12-31", seed=seed, structure=structure)
-    return df.reset_index().to_csv(index=False).encode()
+    return price_frame(seed, structure).reset_index().to_csv(index=False).encode()
+
+
+def universe_csv(frames: dict[str, pd.DataFrame]) -> bytes:
+    rows = [f.reset_index().assign(symbol=s) for s, f in frames.items()]
+    return pd.concat(rows).to_csv(index=False).encode()
 
 
 def sha(data: bytes) -> str:
@@ -64,17 +81,49 @@ def landing(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
-def tick(artifacts_dir):
-    """Evaluate the sensor once from ``cursor``: (run requests, new cursor, skip message)."""
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
 
-    def evaluate(cursor: str | None):
+
+def record(instance: dg.DagsterInstance, requests: list[dg.RunRequest], status=None) -> None:
+    """What the daemon does with a tick's requests: a run per new run key, tagged as such."""
+    for request in requests:
+        instance.add_run(
+            dg.DagsterRun(
+                job_name=retrain_job.name,
+                run_id=f"run-{len(instance.get_runs())}",
+                run_config=request.run_config,
+                tags={
+                    **request.tags,
+                    **({"dagster/run_key": request.run_key} if request.run_key else {}),
+                    "dagster/sensor_name": SENSOR_NAME,
+                    "dagster/partition": request.partition_key,
+                },
+                status=status or dg.DagsterRunStatus.SUCCESS,
+            )
+        )
+
+
+@pytest.fixture
+def tick(artifacts_dir, instance):
+    """Evaluate the sensor once from ``cursor``: (run requests, new cursor, skip message,
+    partitions added). The daemon's part, recording the runs, follows each tick."""
+
+    def evaluate(cursor: str | None, keep: bool = True):
         context = dg.build_sensor_context(
-            cursor=cursor, resources={"artifacts": ArtifactStoreResource(root=str(artifacts_dir))}
+            cursor=cursor,
+            instance=instance,
+            resources={"artifacts": ArtifactStoreResource(root=str(artifacts_dir))},
         )
         result = new_prices_sensor(context)
         assert isinstance(result, dg.SensorResult)
         skip = result.skip_reason.skip_message if result.skip_reason else None
-        return list(result.run_requests or []), result.cursor, skip
+        requests = list(result.run_requests or [])
+        added = [k for r in result.dynamic_partitions_requests or [] for k in r.partition_keys]
+        if keep:
+            record(instance, requests)
+        return requests, result.cursor, skip, added
 
     return evaluate
 
@@ -94,109 +143,140 @@ def source_of(request: dg.RunRequest) -> Path:
 
 
 def test_empty_landing_dir_is_created_and_skipped(landing, tick):
-    requests, cursor, skip = tick(None)
+    requests, cursor, skip, _ = tick(None)
     assert requests == []
     assert landing.is_dir()
     assert "no new price file" in skip and str(landing) in skip
     assert LandingCursor.from_json(cursor) == LandingCursor()
 
 
-def test_new_file_requests_one_run_on_an_immutable_copy(landing, tick, artifacts_dir):
+def test_new_file_adds_its_instrument_and_requests_one_run_on_an_immutable_copy(
+    landing, tick, artifacts_dir
+):
     data = price_csv(1)
-    path = drop(landing, "prices.csv", data)
-    requests, cursor, skip = tick(None)
-    assert skip is None
+    path = drop(landing, "SPY.csv", data)
+    requests, _, skip, added = tick(None)
+    assert skip is None and added == ["SPY"]
     [request] = requests
-    assert request.run_key == sha(data)
+    assert request.partition_key == "SPY"
+    assert request.run_key == f"SPY:{sha(data)}"
     assert request.tags[CONTENT_TAG] == sha(data)
     assert request.tags[SOURCE_FILE_TAG] == str(path)
+    assert request.tags[REQUESTED_BY_TAG] == SENSOR_NAME and request.tags[ATTEMPT_TAG] == "1"
     snapshot = source_of(request)
-    assert snapshot == artifacts_dir / "incoming" / sha(data) / "prices.csv"
+    assert snapshot == artifacts_dir / "incoming" / sha(data) / "SPY.csv"
     assert snapshot.read_bytes() == data
     # The run reads the copy: overwriting the landing file later cannot change what it trains on.
     path.write_bytes(price_csv(2))
     assert snapshot.read_bytes() == data
-    assert LandingCursor.from_json(cursor).seen == {sha(data): "prices.csv"}
 
 
 def test_requested_run_config_is_valid_for_the_retrain_job(landing, tick, monkeypatch, tmp_path):
     extra = tmp_path / "retrain.yaml"
     extra.write_text(yaml.safe_dump(TINY_RUN_CONFIG))
     monkeypatch.setenv(RETRAIN_RUN_CONFIG_ENV_VAR, str(extra))
-    drop(landing, "prices.parquet", b"not really parquet, the sensor does not parse")
-    [request], _, _ = tick(None)
-    assert source_of(request).name == "prices.parquet"
+    drop(landing, "QQQ.parquet", b"not really parquet: the sensor does not need to parse it")
+    [request], _, _, _ = tick(None)
+    assert source_of(request).name == "QQQ.parquet" and request.partition_key == "QQQ"
     ops = request.run_config["ops"]
     assert ops["episodes_per_iteration"] == TINY_RUN_CONFIG["ops"]["episodes_per_iteration"]
+    assert request.tags[CONFIG_TAG] == config_digest(TINY_RUN_CONFIG)
     dg.validate_run_config(defs.resolve_job_def("retrain_job"), request.run_config)
 
 
 def test_unchanged_file_requests_nothing(landing, tick):
-    drop(landing, "prices.csv", price_csv(1))
-    [_], cursor, _ = tick(None)
-    requests, cursor2, skip = tick(cursor)
+    drop(landing, "SPY.csv", price_csv(1))
+    [_], cursor, _, _ = tick(None)
+    requests, cursor2, skip, _ = tick(cursor)
     assert requests == []
     assert skip == f"no new price file in {landing}"
     assert json.loads(cursor2) == json.loads(cursor)
 
 
-def test_touched_file_is_rehashed_and_requests_nothing(landing, tick):
-    path = drop(landing, "prices.csv", price_csv(1))
+def test_touched_file_is_read_again_and_requests_nothing(landing, tick):
+    path = drop(landing, "SPY.csv", price_csv(1))
     settled(path, age=120)
-    [_], cursor, _ = tick(None)
+    [_], cursor, _, _ = tick(None)
     path.touch()
-    requests, cursor2, skip = tick(cursor)
+    requests, cursor2, skip, _ = tick(cursor)
     assert requests == []
-    assert "prices.csv has the content of prices.csv" in skip
-    # The new mtime is cached, so the next tick does not even read the file.
-    assert LandingCursor.from_json(cursor2).files["prices.csv"][0] == path.stat().st_mtime_ns
+    assert "SPY.csv: unchanged for SPY (already ran)" in skip
     assert tick(cursor2)[0] == []
 
 
 def test_changed_file_requests_a_run_for_the_new_content(landing, tick):
-    path = drop(landing, "prices.csv", price_csv(1))
-    [first], cursor, _ = tick(None)
+    path = drop(landing, "SPY.csv", price_csv(1))
+    [first], cursor, _, _ = tick(None)
     new = price_csv(2)
     path.write_bytes(new)
-    [second], cursor, _ = tick(cursor)
-    assert second.run_key == sha(new) != first.run_key
+    [second], cursor, _, _ = tick(cursor)
+    assert second.run_key == f"SPY:{sha(new)}" != first.run_key
     assert source_of(second).read_bytes() == new
 
 
-def test_same_content_under_another_name_or_reverted_never_runs_twice(landing, tick):
+def test_another_name_is_another_instrument_and_reverted_content_never_runs_twice(landing, tick):
     a, b = price_csv(1), price_csv(2)
-    path = drop(landing, "prices.csv", a)
-    [_], cursor, _ = tick(None)
-    drop(landing, "copy_of_prices.csv", a)
-    requests, cursor, skip = tick(cursor)
-    assert requests == []
-    assert "copy_of_prices.csv has the content of prices.csv" in skip
+    path = drop(landing, "SPY.csv", a)
+    [_], cursor, _, _ = tick(None)
+    drop(landing, "IVV.csv", a)  # the same bars under another ticker: that ticker's first run
+    [copy], cursor, _, added = tick(cursor)
+    assert (copy.partition_key, added) == ("IVV", ["IVV"])
     path.write_bytes(b)
-    [request], cursor, _ = tick(cursor)
-    assert request.run_key == sha(b)
-    path.write_bytes(a)  # back to a content that already ran
-    assert tick(cursor)[0] == []
+    [request], cursor, _, _ = tick(cursor)
+    assert request.run_key == f"SPY:{sha(b)}"
+    path.write_bytes(a)  # back to a content that already ran for SPY
+    requests, cursor, skip, _ = tick(cursor)
+    assert requests == [] and "unchanged for SPY" in skip
+
+
+def test_a_multi_ticker_file_starts_a_run_only_for_the_symbols_whose_rows_changed(landing, tick):
+    frames = {"AAA": price_frame(1), "BBB": price_frame(2), "CCC": price_frame(3)}
+    path = drop(landing, "universe.csv", universe_csv(frames))
+    requests, cursor, _, added = tick(None)
+    assert sorted(r.partition_key for r in requests) == added == ["AAA", "BBB", "CCC"]
+    for request in requests:
+        ops = request.run_config["ops"]["raw_prices"]["config"]
+        assert ops["symbol"] == request.partition_key
+        assert source_of(request).read_bytes() == path.read_bytes()
+    changed = frames["BBB"].copy()
+    changed.iloc[-1, changed.columns.get_loc("close")] *= 1.02
+    path.write_bytes(universe_csv({**frames, "BBB": changed}))
+    [again], cursor, skip, _ = tick(cursor)
+    assert again.partition_key == "BBB"
+    assert skip is None  # a run was requested; AAA and CCC were left alone
+
+
+def test_a_file_name_that_cannot_be_an_instrument_is_reported_not_run(landing, tick):
+    drop(landing, "my prices.csv", price_csv(1))
+    requests, _, skip, _ = tick(None)
+    assert requests == []
+    assert "cannot be used" in skip and "rename the file" in skip
 
 
 def test_bad_file_requests_one_run_and_is_not_requested_again(landing, tick):
-    drop(landing, "broken.csv", b"when,what\nyesterday,oops\n")
-    [request], cursor, _ = tick(None)
-    assert request.run_key == sha(b"when,what\nyesterday,oops\n")
+    broken = b"when,what\nyesterday,oops\n"
+    drop(landing, "BROKEN.csv", broken)
+    [request], cursor, _, _ = tick(None)
+    assert request.run_key == f"BROKEN:{sha(broken)}"
     for _ in range(3):
-        requests, cursor, _ = tick(cursor)
+        requests, cursor, _, _ = tick(cursor)
         assert requests == []
 
 
-def test_bad_file_run_fails_before_training_and_leaves_the_champion(landing, tick, artifacts_dir):
-    champion = artifacts_dir / "registry" / "champion.json"
+def test_bad_file_run_fails_at_raw_prices_and_leaves_the_champion(landing, tick, artifacts_dir):
+    champion = artifacts_dir / "registry" / "BROKEN" / "champion.json"
     champion.parent.mkdir(parents=True)
     champion.write_text(json.dumps({"version": "v0001", "checkpoint": "/somewhere"}))
     before = champion.read_bytes()
-    drop(landing, "broken.csv", b"when,what\nyesterday,oops\n")
-    [request], _, _ = tick(None)
+    drop(landing, "BROKEN.csv", b"when,what\nyesterday,oops\n")
+    [request], _, _, _ = tick(None)
     with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("instrument", ["BROKEN"])
         result = defs.resolve_job_def("retrain_job").execute_in_process(
-            run_config=request.run_config, instance=instance, raise_on_error=False
+            run_config=request.run_config,
+            instance=instance,
+            partition_key="BROKEN",
+            raise_on_error=False,
         )
         assert not result.success
         materialized = {
@@ -204,112 +284,115 @@ def test_bad_file_run_fails_before_training_and_leaves_the_champion(landing, tic
             for e in result.all_events
             if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
         }
-        assert not materialized & {"trained_policy", "promoted_policy"}
-        # Visible as a failed raw_prices step or a failed blocking schema check, with a reason.
-        failures = [
-            e.event_specific_data.error.message
-            for e in result.all_events
-            if e.event_type == dg.DagsterEventType.STEP_FAILURE and e.step_key == "raw_prices"
+        assert materialized == set()
+        [failure_event] = [
+            e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE
         ]
-        failed_checks = [
-            e.event_specific_data.check_name
-            for e in result.all_events
-            if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
-            and not e.event_specific_data.passed
-        ]
-        assert (failures and all(failures)) or "raw_prices_schema_valid" in failed_checks
+        assert failure_event.step_key == "raw_prices"
+        assert "lacks required column(s)" in failure_event.event_specific_data.error.message
+        assert failure_kind(instance, result.run_id) == "data"  # never retried
     assert champion.read_bytes() == before
 
 
 def test_file_still_being_written_waits_for_it_to_settle(landing, tick, monkeypatch):
     monkeypatch.setenv(SETTLE_ENV_VAR, "30")
-    path = drop(landing, "prices.csv", price_csv(1))
-    requests, cursor, skip = tick(None)
+    path = drop(landing, "SPY.csv", price_csv(1))
+    requests, cursor, skip, _ = tick(None)
     assert requests == []
-    assert re.search(r"prices.csv changed \d+s ago; waiting 30s", skip), skip
-    assert LandingCursor.from_json(cursor).files == {}
+    assert re.search(r"SPY.csv is still being written; waiting 30s", skip), skip
+    assert LandingCursor.from_json(cursor).watermark_ns == 0
     settled(path)
-    [request], _, _ = tick(cursor)
-    assert request.run_key == sha(price_csv(1))
+    [request], _, _, _ = tick(cursor)
+    assert request.run_key == f"SPY:{sha(price_csv(1))}"
 
 
 def test_empty_file_waits_for_content(landing, tick):
-    path = drop(landing, "prices.csv", b"")
-    requests, cursor, skip = tick(None)
-    assert requests == []
-    assert skip.startswith("prices.csv is empty")
+    path = drop(landing, "SPY.csv", b"")
+    requests, cursor, skip, _ = tick(None)
+    assert requests == [] and skip.startswith("SPY.csv is still being written")
     path.write_bytes(price_csv(1))
-    [request], _, _ = tick(cursor)
-    assert request.run_key == sha(price_csv(1))
+    [request], _, _, _ = tick(cursor)
+    assert request.run_key == f"SPY:{sha(price_csv(1))}"
 
 
 def test_temp_hidden_and_other_files_are_ignored(landing, tick):
-    drop(landing, ".prices.csv", price_csv(1))  # `cp x landing/.x.csv && mv` is the atomic way
-    drop(landing, "prices.csv.part", price_csv(2))
+    drop(landing, ".SPY.csv", price_csv(1))  # `cp x landing/.x.csv && mv` is the atomic way
+    drop(landing, "SPY.csv.part", price_csv(2))
     drop(landing, "notes.txt", b"hello")
     (landing / "sub.csv").mkdir()
     (landing / "sub.csv" / "inner.csv").write_bytes(price_csv(3))
-    requests, _, skip = tick(None)
+    requests, _, skip, _ = tick(None)
     assert requests == []
     assert skip.startswith("no new price file")
 
 
-def test_cursor_round_trip_and_a_foreign_cursor_names_the_fix(landing, tick):
-    drop(landing, "a.csv", price_csv(1))
-    drop(landing, "b.csv", price_csv(2))
-    _, raw, _ = tick(None)
+def test_a_file_copied_in_with_an_old_modification_time_is_still_seen(landing, tick):
+    """`cp -p` and rsync keep the source's mtime; the cursor orders files by change time."""
+    drop(landing, "SPY.csv", price_csv(1))
+    [_], cursor, _, _ = tick(None)
+    old = drop(landing, "OLD.csv", price_csv(4))
+    settled(old, age=10 * 365 * 86400)  # modified ten years ago
+    [request], _, _, _ = tick(cursor)
+    assert request.partition_key == "OLD"
+
+
+def test_cursor_round_trip_stays_small_and_a_foreign_cursor_names_the_fix(landing, tick):
+    for i in range(60):
+        drop(landing, f"T{i:02d}.csv", price_csv(1000 + i % 3))
+    _, raw, _, _ = tick(None)
     cursor = LandingCursor.from_json(raw)
-    assert set(cursor.seen.values()) == {"a.csv", "b.csv"}
-    assert set(cursor.files) == {"a.csv", "b.csv"}
+    newest = max(p.stat().st_ctime_ns for p in landing.iterdir())
+    assert cursor.watermark_ns == newest
+    # Only the names at the newest change time: the cursor does not grow with the files.
+    assert set(cursor.at_watermark) == {
+        p.name for p in landing.iterdir() if p.stat().st_ctime_ns == newest
+    }
     assert LandingCursor.from_json(cursor.to_json()) == cursor
     assert cursor.to_json() == raw
     with pytest.raises(ValueError, match=r"not a landing cursor.*Set cursor"):
         tick("42")
-    with pytest.raises(ValueError, match=r"version 7, expected 1"):
-        LandingCursor.from_json(json.dumps({"version": 7, "seen": {}, "files": {}}))
+    with pytest.raises(ValueError, match=r"version 1, expected 2"):
+        LandingCursor.from_json(json.dumps({"version": 1, "seen": {}, "files": {}}))
 
 
 def test_a_repeated_tick_requests_the_same_run_keys(landing, tick):
-    """At-least-once: if the daemon dies before saving the cursor, the tick is evaluated again
-    from the old cursor; it yields the same run keys, which the daemon runs only once."""
-    drop(landing, "a.csv", price_csv(1))
-    drop(landing, "b.csv", price_csv(2))
-    first, _, _ = tick(None)
-    again, _, _ = tick(None)
+    """At-least-once: if the daemon dies before saving the cursor and before creating the runs,
+    the tick is evaluated again from the old cursor and yields the same run keys."""
+    drop(landing, "AAA.csv", price_csv(1))
+    drop(landing, "BBB.csv", price_csv(2))
+    first, _, _, _ = tick(None, keep=False)
+    again, _, _, _ = tick(None, keep=False)
     assert [r.run_key for r in again] == [r.run_key for r in first]
     assert [r.run_config for r in again] == [r.run_config for r in first]
 
 
-def test_burst_of_twenty_versions_requests_exactly_one_run_per_content(landing, tick):
-    versions = [price_csv(seed) for seed in range(100, 120)]
-    distinct = {sha(v) for v in versions}
-    assert len(distinct) == 20
-    cursor, requested, observed = None, [], set()
-    # 20 versions arrive in quick succession between ticks: new names, overwrites of one
-    # name, and copies of earlier versions, with a tick after every few writes.
+def test_burst_of_versions_requests_exactly_one_run_per_instrument_and_content(landing, tick):
+    versions = [price_csv(seed) for seed in range(100, 112)]
+    cursor, requested, expected = None, [], set()
+    # Versions arrive in quick succession between ticks: new names, overwrites of one name,
+    # and copies of earlier versions, with a tick after every few writes.
     for i, data in enumerate(versions):
-        drop(landing, f"drop_{i:02d}.csv", data)
-        drop(landing, "latest.csv", data)
-        if i % 2:
-            drop(landing, f"again_{i:02d}.csv", versions[i // 2])
+        drop(landing, f"D{i:02d}.csv", data)
+        drop(landing, "LATEST.csv", data)
+        expected |= {(f"D{i:02d}", sha(data))}
         if i % 3 == 2:
-            requests, cursor, _ = tick(cursor)
+            requests, cursor, _, _ = tick(cursor)
             requested += requests
-        observed.add(sha(data))
-    requests, cursor, _ = tick(cursor)
+            expected |= {("LATEST", sha(data))}
+    requests, cursor, _, _ = tick(cursor)
     requested += requests
+    expected |= {("LATEST", sha(versions[-1]))}
     for _ in range(2):  # nothing new: later ticks request nothing
-        requests, cursor, _ = tick(cursor)
-        assert requests == []
-    keys = [r.run_key for r in requested]
-    assert len(keys) == len(set(keys)) == 20
-    assert set(keys) == distinct == observed
+        assert tick(cursor)[0] == []
+    pairs = [(r.partition_key, r.tags[CONTENT_TAG]) for r in requested]
+    assert len(pairs) == len(set(pairs))
+    assert set(pairs) == expected
     for request in requested:
-        assert sha(source_of(request).read_bytes()) == request.run_key
+        assert sha(source_of(request).read_bytes()) == request.tags[CONTENT_TAG]
 
 
 def test_bad_extra_run_config_fails_the_tick_without_advancing(landing, tick, monkeypatch):
-    drop(landing, "prices.csv", price_csv(1))
+    drop(landing, "SPY.csv", price_csv(1))
     monkeypatch.setenv(RETRAIN_RUN_CONFIG_ENV_VAR, str(landing.parent / "missing.yaml"))
     with pytest.raises(FileNotFoundError, match="missing.yaml, which does not exist"):
         tick(None)
@@ -326,10 +409,83 @@ def test_bad_extra_run_config_fails_the_tick_without_advancing(landing, tick, mo
     assert len(tick(None)[0]) == 1
 
 
+# --- retries: infrastructure failures are retried a bounded number of times --------------------
+
+
+@dg.op
+def ray_did_not_start():
+    raise RuntimeError("Ray did not start: the GCS server did not come up")
+
+
+@dg.op
+def bad_data():
+    raise failure(DATA, "prices.csv lacks required column(s) ['volume']")
+
+
+def failed_run(instance, op, attempt: int, key: str = "SPY:abc") -> str:
+    job = dg.GraphDefinition(name=f"job_{op.name}", node_defs=[op]).to_job()
+    tags = {
+        REQUESTED_BY_TAG: SENSOR_NAME,
+        ATTEMPT_TAG: str(attempt),
+        "dagster/run_key": key if attempt == 1 else f"{key}#retry{attempt - 1}",
+        "dagster/partition": "SPY",
+        CONTENT_TAG: "abc",
+    }
+    result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    assert not result.success
+    return result.run_id
+
+
+def test_only_infrastructure_failures_are_retried_and_only_a_bounded_number_of_times(instance):
+    infra = failed_run(instance, ray_did_not_start, attempt=1)
+    data = failed_run(instance, bad_data, attempt=1, key="QQQ:def")
+    assert (failure_kind(instance, infra), failure_kind(instance, data)) == (
+        "infrastructure",
+        "data",
+    )
+    requests, notes, after = infrastructure_retries(instance, SENSOR_NAME, 0.0, max_retries=2)
+    [retry] = requests
+    assert (retry.partition_key, retry.run_key) == ("SPY", "SPY:abc#retry1")
+    assert retry.tags[ATTEMPT_TAG] == "2" and retry.tags[CONTENT_TAG] == "abc"
+    # The same failures are not looked at twice.
+    assert infrastructure_retries(instance, SENSOR_NAME, after, max_retries=2)[0] == []
+    # The last allowed attempt fails too: no further retry, and the tick says so.
+    failed_run(instance, ray_did_not_start, attempt=3)
+    requests, notes, _ = infrastructure_retries(instance, SENSOR_NAME, after, max_retries=2)
+    assert requests == []
+    assert any("not retried again (limit 2)" in n for n in notes)
+
+
+def test_a_started_run_whose_worker_was_killed_is_failed_and_then_retried(instance):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a run worker that no longer exists
+    tags = {REQUESTED_BY_TAG: SENSOR_NAME, ATTEMPT_TAG: "1", "dagster/run_key": "SPY:abc"}
+    orphan, alive = (
+        instance.add_run(
+            dg.DagsterRun(
+                job_name=retrain_job.name,
+                run_id=run_id,
+                tags={**tags, "dagster/partition": "SPY"},
+                status=dg.DagsterRunStatus.STARTED,
+            )
+        )
+        for run_id in ("orphan", "alive")
+    )
+    for run, pid in ((orphan, dead.pid), (alive, os.getpid())):
+        instance.report_engine_event(
+            f"Started process for run (pid: {pid}).", run, EngineEventData.in_process(pid)
+        )
+    assert fail_orphaned_runs(instance, SENSOR_NAME) == ["orphan"]
+    assert instance.get_run_by_id("orphan").status == dg.DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id("alive").status == dg.DagsterRunStatus.STARTED
+    [retry], _, _ = infrastructure_retries(instance, SENSOR_NAME, 0.0, max_retries=2)
+    assert retry.run_key == "SPY:abc#retry1" and retry.partition_key == "SPY"
+
+
 # --- definitions: the job, the sensor and the schedule as shipped ----------------------------
 
 
-def test_retrain_job_is_the_whole_pipeline_with_every_check_and_the_training_tag():
+def test_retrain_job_is_the_whole_pipeline_with_every_check_per_instrument():
     job = defs.resolve_job_def("retrain_job")
     assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == PIPELINE_ASSETS
     every_check = {
@@ -340,15 +496,14 @@ def test_retrain_job_is_the_whole_pipeline_with_every_check_and_the_training_tag
     assert set(job.asset_layer.asset_graph.asset_check_keys) == every_check
     assert {key.name for key in every_check} >= {
         "raw_prices_schema_valid",
-        "trained_policy_restores_and_acts",
-        "trained_policy_beats_buy_and_hold",
-        "trained_policy_validation_sharpe_at_least_minimum",
+        "candidate_restores_and_acts",
+        "candidate_beats_champion",
     }
-    assert job.tags[TRAINING_TAG] == "true"
+    assert job.partitions_def is not None and job.partitions_def.name == "instrument"
 
 
 def test_sensor_and_schedule_ship_stopped_and_target_the_retrain_job():
-    sensor = defs.resolve_sensor_def("new_prices_sensor")
+    sensor = defs.resolve_sensor_def(SENSOR_NAME)
     assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
     assert sensor.job_name == "retrain_job"
     assert sensor.minimum_interval_seconds == DEFAULT_SENSOR_INTERVAL_SECONDS
@@ -368,6 +523,9 @@ def test_sensor_interval_comes_from_the_environment_and_is_checked():
     assert "RL_ASSETS_SENSOR_INTERVAL_SECONDS='soon' is not a whole number" in out.stderr
 
 
+# --- the weekly schedule: every instrument, never the same content and config twice -----------
+
+
 def schedule_tick(instance, artifacts_dir):
     context = dg.build_schedule_context(
         instance=instance,
@@ -376,40 +534,54 @@ def schedule_tick(instance, artifacts_dir):
     return weekly_retrain_schedule(context)
 
 
-def test_schedule_retrains_on_the_prices_file_unless_that_content_already_succeeded(
-    landing, artifacts_dir, tmp_path, monkeypatch
+@pytest.fixture
+def prices_dir(tmp_path, monkeypatch):
+    from rl_assets import constants
+
+    root = tmp_path / "prices"
+    root.mkdir()
+    monkeypatch.setenv(constants.PRICES_DIR_ENV_VAR, str(root))
+    monkeypatch.delenv(PRICES_FILE_ENV_VAR, raising=False)
+    monkeypatch.delenv(RETRAIN_RUN_CONFIG_ENV_VAR, raising=False)
+    return root
+
+
+def test_the_schedule_requests_one_run_per_instrument(prices_dir, artifacts_dir, instance):
+    (prices_dir / "SPY.csv").write_bytes(price_csv(5))
+    instance.add_dynamic_partitions("instrument", ["SPY", EDGE, NULL])
+    requests = schedule_tick(instance, artifacts_dir)
+    assert sorted(r.partition_key for r in requests) == sorted(["SPY", EDGE, NULL])
+    spy = next(r for r in requests if r.partition_key == "SPY")
+    assert spy.tags[CONTENT_TAG] == sha(price_csv(5))
+    assert source_of(spy).read_bytes() == price_csv(5)
+    generated = next(r for r in requests if r.partition_key == EDGE)
+    assert "raw_prices" not in generated.run_config.get("ops", {})
+    for request in requests:
+        dg.validate_run_config(defs.resolve_job_def("retrain_job"), request.run_config)
+
+
+@pytest.mark.parametrize("outcome", ["SUCCESS", "FAILURE", "CANCELED"])
+def test_the_schedule_skips_content_and_config_that_already_ran_whatever_the_outcome(
+    prices_dir, artifacts_dir, instance, tmp_path, monkeypatch, outcome
 ):
-    data = price_csv(5)
-    prices_file = tmp_path / "prices.csv"
-    prices_file.write_bytes(data)
-    monkeypatch.setenv(PRICES_FILE_ENV_VAR, str(prices_file))
-    with dg.instance_for_test() as instance:
-        request = schedule_tick(instance, artifacts_dir)
-        assert isinstance(request, dg.RunRequest)
-        assert request.tags[CONTENT_TAG] == sha(data)
-        assert source_of(request).read_bytes() == data
-        # A failed run on that content does not count; a successful one does.
-        for status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.SUCCESS):
-            instance.add_run(
-                dg.DagsterRun(
-                    job_name="retrain_job",
-                    run_id=f"run-{status.value.lower()}",
-                    tags={CONTENT_TAG: sha(data)},
-                    status=status,
-                )
-            )
-        skip = schedule_tick(instance, artifacts_dir)
-        assert isinstance(skip, dg.SkipReason)
-        assert "unchanged since run run-success" in skip.skip_message
-        prices_file.write_bytes(price_csv(6))
-        assert isinstance(schedule_tick(instance, artifacts_dir), dg.RunRequest)
-
-
-def test_schedule_without_a_prices_file_retrains_on_the_generator(landing, artifacts_dir):
-    with dg.instance_for_test() as instance:
-        request = schedule_tick(instance, artifacts_dir)
-    assert isinstance(request, dg.RunRequest)
-    assert "raw_prices" not in request.run_config.get("ops", {})
+    (prices_dir / "SPY.csv").write_bytes(price_csv(5))
+    instance.add_dynamic_partitions("instrument", ["SPY"])
+    [request] = schedule_tick(instance, artifacts_dir)
+    record(instance, [request], status=dg.DagsterRunStatus[outcome])
+    skip = schedule_tick(instance, artifacts_dir)
+    assert isinstance(skip, dg.SkipReason)
+    assert "already ran in run-0" in skip.skip_message and "by hand to force" in skip.skip_message
+    # A new effective config is a new question: it runs.
+    extra = tmp_path / "retrain.yaml"
+    extra.write_text(yaml.safe_dump(TINY_RUN_CONFIG))
+    monkeypatch.setenv(RETRAIN_RUN_CONFIG_ENV_VAR, str(extra))
+    [by_config] = schedule_tick(instance, artifacts_dir)
+    monkeypatch.delenv(RETRAIN_RUN_CONFIG_ENV_VAR)
+    # So does new content.
+    (prices_dir / "SPY.csv").write_bytes(price_csv(6))
+    [by_content] = schedule_tick(instance, artifacts_dir)
+    assert by_config.tags[CONFIG_TAG] != request.tags[CONFIG_TAG]
+    assert by_content.tags[CONTENT_TAG] != request.tags[CONTENT_TAG]
 
 
 # --- data versions: what makes Dagster show downstream assets stale --------------------------
@@ -427,15 +599,22 @@ def test_new_file_content_makes_the_splits_stale_and_the_same_content_does_not(t
 
     assets = [prices.raw_prices, prices.price_splits]
     train = dg.AssetKey("train_prices")
+    resources = {"io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "values"))}
     with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("instrument", ["SPY"])
 
         def status():
-            return get_stale_status_resolver(instance, assets).get_status(train)
+            return get_stale_status_resolver(instance, assets).get_status(train, "SPY")
 
-        assert dg.materialize(assets, run_config=config(a), instance=instance).success
+        def materialize(path, **kwargs):
+            return dg.materialize(
+                assets, run_config=config(path), instance=instance, partition_key="SPY",
+                resources=resources, **kwargs,
+            ).success  # fmt: skip
+
+        assert materialize(a)
         assert status() == StaleStatus.FRESH
-        only_raw = {"selection": [prices.raw_prices], "instance": instance}
-        assert dg.materialize(assets, run_config=config(same_as_a), **only_raw).success
+        assert materialize(same_as_a, selection=[prices.raw_prices])
         assert status() == StaleStatus.FRESH
-        assert dg.materialize(assets, run_config=config(b), **only_raw).success
+        assert materialize(b, selection=[prices.raw_prices])
         assert status() == StaleStatus.STALE

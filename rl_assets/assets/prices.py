@@ -6,7 +6,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from rl_assets import constants
+from rl_assets import constants, run_guard
 from rl_assets.data.sources import PRICE_COLUMNS, PriceSourceError, load_prices
 from rl_assets.data.synthetic import generate_prices
 from rl_assets.data.versions import content_hash, split_record
@@ -62,6 +62,7 @@ def raw_prices(
     context: dg.AssetExecutionContext, config: RawPricesConfig
 ) -> dg.Output[pd.DataFrame]:
     """Daily OHLCV bars of one instrument, indexed by date, from its file or the seeded generator."""
+    run_guard.ensure(context)  # a killed run must not keep its pool slot
     instrument = context.partition_key
     if config.price_column not in PRICE_COLUMNS:
         raise failure(

@@ -6,7 +6,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from rl_assets import constants, display
+from rl_assets import constants, display, run_guard
 from rl_assets.failures import GATE, failure
 from rl_assets.instruments import instrument_partitions
 from rl_assets.promotion.gate import compare_with_champion, policy_sharpe_on, verdict
@@ -31,6 +31,7 @@ def promoted_policy(
     validation_prices: pd.DataFrame,
 ) -> dg.Output[dict[str, Any]]:
     """The instrument's champion: the candidate, promoted only when every gate passes and it beats the champion in place."""
+    run_guard.ensure(context)  # a killed run must not keep its pool slot
     instrument = context.partition_key
     # The report's blocking checks skip this asset in the same run, but a later run may
     # materialize it alone: judge the candidate again here, never trust "latest".

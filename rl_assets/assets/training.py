@@ -6,7 +6,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from rl_assets import constants, display, plots
+from rl_assets import constants, display, plots, run_guard
 from rl_assets.data.versions import split_record
 from rl_assets.failures import CONFIG, failure
 from rl_assets.instruments import instrument_partitions
@@ -122,6 +122,7 @@ def trained_policy(
     episodes_per_iteration: dict[str, Any],
 ) -> dg.Output[dict[str, Any]]:
     """RLlib PPO policy: best checkpoint by validation Sharpe, with early stopping."""
+    run_guard.ensure(context)  # a killed run must not keep its pool slot
     # A run config that would loosen the gate fails here, before minutes of training.
     gate_thresholds.thresholds()
     gate_thresholds.cost_model()
