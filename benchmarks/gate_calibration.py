@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from rl_assets import constants
-from rl_assets.data.synthetic import generate_prices
+from rl_assets.data.synthetic import EDGE_STRUCTURES, generate_prices
 
 SECTION_TITLE = "## Gate calibration and power"
 # (label, generator structure, planted autocorrelation, target)
@@ -75,6 +75,35 @@ def judge(candidate: dict[str, Any], train: np.ndarray, validation: np.ndarray) 
     }
 
 
+# The gates whose thresholds the what-if table varies, by the gate's check name, and how
+# each compares its observed value with a threshold. With judge(), the only code here that
+# knows the gate's names.
+WHAT_IF_GATES = {
+    "dsr": ("deflated_sharpe_at_least_confidence", lambda value, t: value >= t),
+    "margin": ("beats_buy_and_hold", lambda value, t: value > t),
+}
+# Alternative thresholds, judged on the observed values of the same runs (no retraining).
+ALTERNATIVES = (
+    ("defaults: DSR >= 0.95, margin over buy-and-hold > 0", {}),
+    ("DSR >= 0.975", {"dsr": 0.975}),
+    ("DSR >= 0.99", {"dsr": 0.99}),
+    ("margin over buy-and-hold > 0.5", {"margin": 0.5}),
+    ("DSR >= 0.975 and margin > 0.25", {"dsr": 0.975, "margin": 0.25}),
+)
+
+
+def promoted_under(row: dict[str, Any], changes: dict[str, float]) -> bool:
+    """Would this run have been promoted with ``changes`` to the thresholds? Every other
+    gate keeps the verdict it gave."""
+    changed = {WHAT_IF_GATES[key][0] for key in changes}
+    if set(row["failed"]) - changed:
+        return False
+    return all(
+        WHAT_IF_GATES[key][1](row["observed"][WHAT_IF_GATES[key][0]], threshold)
+        for key, threshold in changes.items()
+    )
+
+
 def prices_for(structure: str, autocorrelation: float, seed: int):
     return generate_prices(
         constants.GENERATOR_START,
@@ -100,13 +129,26 @@ def edge_rule_sharpe(closes: np.ndarray, spec) -> float:
     return evaluate(act, closes, spec)["sharpe"]
 
 
-def one(structure: str, autocorrelation: float, seed: int, root: Path, spec_overrides: dict):
+def one(
+    structure: str,
+    seed: int,
+    root: Path,
+    spec_overrides: dict | None = None,
+    *,
+    autocorrelation: float | None = None,
+) -> dict[str, Any]:
+    """Train on one seed's prices and ask the gate. ``autocorrelation`` defaults to the
+    generator's planted momentum for the edge structures (ignored by the nulls)."""
     from rl_assets.rl.training import TrainingSpec, train_ppo, with_history
 
+    if autocorrelation is None:
+        autocorrelation = (
+            constants.GENERATOR_AUTOCORRELATION if structure in EDGE_STRUCTURES else 0.0
+        )
     prices = prices_for(structure, autocorrelation, seed)
     train = prices.loc[constants.TRAIN_START : constants.TRAIN_END, "close"].to_numpy()
     val = prices.loc[constants.VALIDATION_START : constants.VALIDATION_END, "close"].to_numpy()
-    spec = TrainingSpec(**{**spec_overrides, "seed": seed})
+    spec = TrainingSpec(**{**(spec_overrides or {}), "seed": seed})
     val_with_history = with_history(train, val, spec.window)
     t0 = time.perf_counter()
     result = train_ppo(
@@ -179,7 +221,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--spec", default="{}", help="JSON TrainingSpec overrides")
     parser.add_argument("--out", type=Path, default=None, help="raw results as JSON")
     parser.add_argument("--results-md", type=Path, default=None, help="write the section here")
+    parser.add_argument(
+        "--from-json", type=Path, default=None, help="re-render saved raw results (no training)"
+    )
     args = parser.parse_args(argv)
+    if args.from_json:
+        return finish(tabulate(json.loads(args.from_json.read_text())), args)
     tables = [t.strip() for t in args.tables.split(",") if t.strip()]
     unknown = set(tables) - {"calibration", "power"}
     if unknown or not tables:
@@ -209,19 +256,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp, ray_session():
         for i, (structure, autocorrelation, seed) in enumerate(wanted, 1):
-            row = one(structure, autocorrelation, seed, Path(tmp), overrides)
+            row = one(structure, seed, Path(tmp), overrides, autocorrelation=autocorrelation)
             rows.append(row)
             print(
                 f"[{i}/{len(wanted)}] {json.dumps({k: v for k, v in row.items() if k != 'observed'})}",
                 file=sys.stderr,
                 flush=True,
             )
-
-    def select(structure: str, autocorrelation: float, n: int) -> list[dict[str, Any]]:
-        s, a = _canonical(structure, autocorrelation)
-        return [
-            r for r in rows if r["structure"] == s and r["autocorrelation"] == a and r["seed"] < n
-        ]
 
     out: dict[str, Any] = {
         "command": "python -m benchmarks.gate_calibration "
@@ -242,20 +283,52 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "cores": os.cpu_count(),
         "rows": rows,
     }
-    if "calibration" in tables:
-        out["calibration"] = {
-            label: {**summarize(select(s, a, args.seeds)), "target": list(target)}
-            for label, s, a, target in CALIBRATION
-        }
+    return finish(tabulate(out), args)
+
+
+def tabulate(out: dict[str, Any]) -> dict[str, Any]:
+    """Add the calibration, power and what-if summaries of ``out["rows"]``."""
+    rows = out["rows"]
+
+    def select(structure: str, autocorrelation: float, n: int) -> list[dict[str, Any]]:
+        s, a = _canonical(structure, autocorrelation)
+        return [
+            r for r in rows if r["structure"] == s and r["autocorrelation"] == a and r["seed"] < n
+        ]
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    if "calibration" in out["tables"]:
+        out["calibration"] = {}
+        for label, s, a, target in CALIBRATION:
+            groups[label] = select(s, a, out["seeds"])
+            out["calibration"][label] = {**summarize(groups[label]), "target": list(target)}
         # Kept for benchmarks.run and older readers: promoted counts per structure.
         out["promoted"] = {
             s: out["calibration"][label]["promoted"] for label, s, _, _ in CALIBRATION
         }
-    if "power" in tables:
-        out["power"] = [
-            {"autocorrelation": a, **summarize(select("garch_momentum", a, power_seeds))}
-            for a in strengths
-        ]
+    if "power" in out["tables"]:
+        out["power"] = []
+        for a in out["strengths"]:
+            chosen = select("garch_momentum", a, out["power_seeds"])
+            # Strength 0 is the realistic null: one column, the calibration's if it ran.
+            label = CALIBRATION[1][0] if a == 0.0 else f"GARCH-t momentum {a:g}"
+            groups.setdefault(label, chosen)
+            out["power"].append({"autocorrelation": a, **summarize(chosen)})
+    out["what_if"] = {
+        "groups": list(groups),
+        "rows": [
+            {
+                "thresholds": label,
+                "promoted": [sum(promoted_under(r, changes) for r in g) for g in groups.values()],
+                "runs": [len(g) for g in groups.values()],
+            }
+            for label, changes in ALTERNATIVES
+        ],
+    }
+    return out
+
+
+def finish(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     if args.out:
         args.out.write_text(json.dumps(out, indent=1, default=str))
     if args.results_md:
@@ -324,6 +397,20 @@ def markdown(out: dict[str, Any], note: str = "") -> str:
                 f"{direction} {rate:.0%} | {_verdict(s)} | {_rel(s)} | {s['dsr_median']:.2f} | "
                 f"{_failed(s)} |"
             )
+        nulls = {s for _, s, _, (direction, _) in CALIBRATION if direction == "at most"}
+        lucky = [r for r in out["rows"] if r["promoted"] and r["structure"] in nulls]
+        if lucky:
+            lines += [
+                "",
+                "Promoted on a null (every gate passed; nothing to learn): "
+                + "; ".join(
+                    f"{r['structure']} seed {r['seed']}: DSR {r['dsr']:.3f}, validation Sharpe "
+                    f"{r['validation_sharpe']:.2f} vs buy-and-hold {r['buy_and_hold_sharpe']:.2f}, "
+                    f"best of {r['iterations']} iterations"
+                    for r in lucky
+                )
+                + ".",
+            ]
     if "power" in out:
         lines += [
             "",
@@ -345,6 +432,22 @@ def markdown(out: dict[str, Any], note: str = "") -> str:
                 f"({_ci(p)}) | {_rel(p)} | {p['validation_sharpe_median']:.2f} | "
                 f"{p['edge_rule_sharpe_median']:.2f} | {p['dsr_median']:.2f} | {_failed(p)} |"
             )
+    what_if = out.get("what_if")
+    if what_if and what_if["groups"]:
+        lines += [
+            "",
+            "### Promotions under other thresholds (same runs, no retraining)",
+            "",
+            "Each run re-judged with the changed thresholds on the values its gates observed; "
+            "every other gate keeps its verdict. Chosen after seeing these runs, so a change "
+            "must be confirmed on new seeds before it is adopted.",
+            "",
+            "| thresholds | " + " | ".join(what_if["groups"]) + " |",
+            "|---|" + "---:|" * len(what_if["groups"]),
+        ]
+        for row in what_if["rows"]:
+            cells = [f"{k} of {n}" for k, n in zip(row["promoted"], row["runs"], strict=True)]
+            lines.append(f"| {row['thresholds']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
