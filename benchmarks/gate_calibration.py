@@ -419,7 +419,14 @@ def markdown(out: dict[str, Any], note: str = "") -> str:
             "Planted lag-1 autocorrelation of daily returns on the realistic null's volatility "
             "(0 is the realistic null itself, the same runs as its calibration row). 'Edge "
             "rule' is the validation Sharpe of holding the sign of yesterday's return (what "
-            "the edge pays a rule that knows it, same env and costs), median over seeds.",
+            "the edge pays a rule that knows it, same env and costs), median over seeds."
+            + (
+                f" {out['power_seeds']} seeds per strength, fewer than the calibration's "
+                f"{out['seeds']}, to keep the run near 20 minutes on shared cores: read the "
+                "intervals."
+                if "calibration" in out and out["power_seeds"] < out["seeds"]
+                else ""
+            ),
             "",
             "| autocorrelation | seeds | promoted | rate (95% CI) | policy - buy-and-hold "
             "Sharpe | policy Sharpe, median | edge rule Sharpe, median | DSR, median | gates "
