@@ -106,7 +106,7 @@ $(VENV)/.bench-installed: $(STAMP) benchmarks/requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q -r benchmarks/requirements.txt -c requirements.lock
 	touch $@
 
-# make bench BENCH_ARGS=--with-calibration adds the gate calibration (20 trainings).
+# make bench BENCH_ARGS=--with-calibration adds the gate calibration and power table (90 trainings).
 bench: install $(VENV)/.bench-installed
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 

@@ -1,64 +1,57 @@
-"""Gate calibration as a benchmark: benchmarks.gate_calibration in a fresh process, timed.
+"""Gate calibration and power as a benchmark: benchmarks.gate_calibration in a fresh process.
 
-Only with ``benchmarks.run --with-calibration``: it trains 2 x seeds policies.
+Only with ``benchmarks.run --with-calibration``: it trains 3 x 10 policies for the
+calibration and 6 x 10 more for the power table (about 20-30 minutes on 2 cores).
 """
 
 import sys
+from pathlib import Path
 from typing import Any
 
-from benchmarks import harness
+from benchmarks import gate_calibration, harness
 
-TARGET_RANDOM_WALK_MAX = 0.1  # at most 1 of 10 random-walk seeds promoted
-TARGET_MOMENTUM_MIN = 0.8  # at least 8 of 10 momentum seeds promoted
+KEPT_NOTE = (
+    "_Not measured by the run named at the top: kept from the calibration run named below "
+    "(`benchmarks.run` reruns it only with `--with-calibration`)._"
+)
 
 
 def child(args: dict[str, Any]) -> None:
-    from benchmarks.gate_calibration import main
-
-    out = main(["--seeds", str(args["seeds"])])
-    harness.emit({"promoted": out["promoted"], "seeds": out["seeds"], "rows": out["rows"]})
+    out = gate_calibration.main(args["argv"])
+    harness.emit(out)
 
 
 def run(quick: bool) -> dict[str, Any]:
-    seeds = 1 if quick else 10
-    print(f"  gate calibration: {seeds} seed(s) per structure ...", file=sys.stderr, flush=True)
-    proc = harness.python_child("benchmarks.calibration", {"seeds": seeds}, timeout=7200)
-    res = proc["result"]
-    return {
-        "seeds": seeds,
-        "promoted": res["promoted"],
-        "wall_s": proc["wall_s"],
-        "training_s": harness.summarize([r["seconds"] for r in res["rows"]]),
-        "load": harness.load_of([proc]),
-        "rows": res["rows"],
-    }
+    argv = ["--seeds", "1", "--strengths", "0,0.4"] if quick else []
+    print(
+        f"  gate calibration and power: {' '.join(argv) or 'defaults'} ...",
+        file=sys.stderr,
+        flush=True,
+    )
+    proc = harness.python_child("benchmarks.calibration", {"argv": argv}, timeout=4 * 3600)
+    return {**proc["result"], "process_wall_s": proc["wall_s"]}
 
 
 def markdown(r: dict[str, Any]) -> str:
-    n = r["seeds"]
-    rw, mo = r["promoted"]["random_walk"], r["promoted"]["momentum"]
-    rw_ok = rw <= TARGET_RANDOM_WALK_MAX * n
-    mo_ok = mo >= TARGET_MOMENTUM_MIN * n
-    return "\n".join(
-        [
-            "## Gate calibration",
-            "",
-            f"`benchmarks/gate_calibration.py main(['--seeds', '{n}'])`: new prices and a new "
-            "training seed per run, default TrainingSpec and gate thresholds, no champion. "
-            f"Load {harness.fmt_load(r['load'])}.",
-            "",
-            "| structure | promoted | target | verdict |",
-            "|---|---:|---|---|",
-            f"| random_walk | {rw} of {n} | at most {TARGET_RANDOM_WALK_MAX:.0%} | "
-            f"{'met' if rw_ok else 'MISSED'} |",
-            f"| momentum | {mo} of {n} | at least {TARGET_MOMENTUM_MIN:.0%} | "
-            f"{'met' if mo_ok else 'MISSED'} |",
-            "",
-            f"Wall time {r['wall_s']:.0f} s for {2 * n} trainings (one Ray session); one "
-            f"training {harness.fmt(r['training_s'], 1)} s.",
-            "",
-        ]
-    )
+    return gate_calibration.markdown(r)
+
+
+def previous_section(results_md: Path) -> list[str]:
+    """The section an earlier calibration run left in ``results_md`` (it names its own
+    command and date), so a run without ``--with-calibration`` keeps it."""
+    text = results_md.read_text() if results_md.exists() else ""
+    kept = gate_calibration.section_of(text)
+    if kept:
+        title = gate_calibration.SECTION_TITLE
+        body = kept[len(title) :].lstrip("\n").replace(KEPT_NOTE + "\n\n", "", 1)
+        return [title, "", KEPT_NOTE, "", body.rstrip("\n"), ""]
+    return [
+        gate_calibration.SECTION_TITLE,
+        "",
+        "Not run: pass `--with-calibration` (about 90 trainings), or run "
+        "`python -m benchmarks.gate_calibration --results-md benchmarks/RESULTS.md`.",
+        "",
+    ]
 
 
 if __name__ == "__main__":

@@ -190,12 +190,8 @@ def write(
             if name == "scaling":
                 lines += _overhead_at_scale(results)
     if "calibration" not in results:
-        lines += [
-            "## Gate calibration",
-            "",
-            "Not run: pass `--with-calibration` (about 2 x 10 trainings).",
-            "",
-        ]
+        # An earlier calibration (it states its own command and date) outlives this run.
+        lines += calibration.previous_section(out)
     out.write_text("\n".join(lines).rstrip() + "\n")
 
 

@@ -1,11 +1,49 @@
-"""Deterministic daily OHLCV generator: a random walk, optionally with planted momentum."""
+"""Deterministic daily OHLCV generator: random walks, realistic nulls and planted momentum."""
 
 import numpy as np
 import pandas as pd
 
 from rl_assets import constants
 
-STRUCTURES = ("momentum", "random_walk")
+# Structures with nothing to learn beyond the drift, and structures with a planted edge.
+NULL_STRUCTURES = ("random_walk", "garch_null")
+EDGE_STRUCTURES = ("momentum", "garch_momentum")
+STRUCTURES = EDGE_STRUCTURES + NULL_STRUCTURES
+GARCH_STRUCTURES = ("garch_null", "garch_momentum")
+
+# GARCH(1,1) with Student-t innovations, in the range fitted to daily equity-index
+# returns: persistence alpha + beta = 0.98 (a volatility shock halves in about 35 days),
+# tails of a t with 5 degrees of freedom. alpha = 0.06 keeps the fourth moment of the
+# returns finite (beta^2 + 2 alpha beta + alpha^2 * 9 < 1 for df 5), so sample kurtosis
+# and the autocorrelation of squared returns settle down over long samples.
+GARCH_ALPHA = 0.06
+GARCH_BETA = 0.92
+TAIL_DF = 5.0
+
+# One independent random stream per quantity: a quantity's first n draws are the same
+# whatever the number of dates, so the bars of a shared date never depend on `end`.
+_STREAMS = {"garch_shocks": 1, "open_gap": 2, "high_span": 3, "low_span": 4, "volume": 5}
+
+
+def _stream(seed: int, name: str) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_STREAMS[name],)))
+
+
+def _unit_garch(shocks: np.ndarray, alpha: float, beta: float) -> tuple[np.ndarray, np.ndarray]:
+    """GARCH(1,1) with unit unconditional variance driven by unit-variance ``shocks``.
+
+    u_t = sqrt(h_t) z_t, h_t = (1 - alpha - beta) + alpha u_{t-1}^2 + beta h_{t-1}, h_0 = 1.
+    Returns (u, sqrt(h)); each day depends only on the days before it.
+    """
+    omega = 1.0 - alpha - beta
+    u = np.empty_like(shocks)
+    h = np.empty_like(shocks)
+    h[0] = 1.0
+    u[0] = shocks[0]
+    for t in range(1, len(shocks)):
+        h[t] = omega + alpha * u[t - 1] ** 2 + beta * h[t - 1]
+        u[t] = np.sqrt(h[t]) * shocks[t]
+    return u, np.sqrt(h)
 
 
 def generate_prices(
@@ -17,37 +55,98 @@ def generate_prices(
     daily_drift: float = 0.0003,
     daily_volatility: float = 0.01,
     start_price: float = 100.0,
+    *,
+    edge_until: str | pd.Timestamp | None = None,
+    garch_alpha: float = GARCH_ALPHA,
+    garch_beta: float = GARCH_BETA,
+    tail_df: float = TAIL_DF,
 ) -> pd.DataFrame:
     """Business-day OHLCV from ``start`` to ``end`` inclusive, the same for the same arguments.
 
-    Close-to-close returns follow r_t = drift + phi * r_{t-1} + vol * eps_t, with
-    phi = ``autocorrelation`` for ``structure="momentum"`` (learnable: yesterday's
-    move predicts today's sign) and phi = 0 for ``"random_walk"`` (nothing to learn
-    beyond the drift).
+    Close-to-close returns follow the AR(1)
+    r_t = drift + phi_t (r_{t-1} - drift) + daily_volatility sqrt(1 - phi_t^2) e_t,
+    so the unconditional daily volatility is ``daily_volatility`` (0.01: about 16% a
+    year) whatever phi_t, and r_0 = 0. The structure picks phi and the shocks e_t:
+
+    - ``"random_walk"``: phi = 0, Gaussian e_t. Nothing to learn beyond the drift.
+    - ``"momentum"``: phi = ``autocorrelation``, Gaussian e_t (learnable: yesterday's move
+      predicts today's sign; 0.4 is a strong, unrealistic edge).
+    - ``"garch_null"``: a realistic null. phi = 0; e_t is a GARCH(1,1) process with unit
+      unconditional variance (``garch_alpha`` + ``garch_beta`` = 0.98) driven by Student-t
+      shocks with ``tail_df`` degrees of freedom scaled to unit variance: volatility
+      clusters and tails are fat, but the mean is not predictable (returns are
+      uncorrelated; squared and absolute returns are not).
+    - ``"garch_momentum"``: the same GARCH-t shocks with phi = ``autocorrelation``: a
+      planted edge of adjustable strength on realistic volatility. With
+      ``autocorrelation=0`` it gives exactly the bars of ``"garch_null"``.
+
+    ``edge_until`` (a date, for the edge structures only): phi_t = 0 on every day after
+    it, so a planted edge disappears, e.g. after a validation window.
+
+    Open, high, low and volume are noise around the closes, scaled by the day's
+    volatility (the GARCH conditional volatility for the GARCH structures). Each
+    quantity draws from its own random stream, one value per day, so the same seed and
+    parameters give the same bars on every shared date whatever ``end`` is. The closes
+    of ``"random_walk"`` and ``"momentum"`` are those of earlier versions of this
+    generator.
     """
     if structure not in STRUCTURES:
         raise ValueError(f"structure={structure!r}; choose one of {STRUCTURES}")
     if not -1.0 < autocorrelation < 1.0:
         raise ValueError(f"autocorrelation={autocorrelation}; it must lie in (-1, 1)")
+    if edge_until is not None and structure not in EDGE_STRUCTURES:
+        raise ValueError(
+            f"edge_until={edge_until} switches off a planted edge, and structure={structure!r} "
+            f"has none; use one of {EDGE_STRUCTURES} or leave edge_until unset"
+        )
+    if structure in GARCH_STRUCTURES:
+        if garch_alpha < 0 or garch_beta < 0 or garch_alpha + garch_beta >= 1:
+            raise ValueError(
+                f"garch_alpha={garch_alpha}, garch_beta={garch_beta}; both must be >= 0 with "
+                "a sum below 1 (a stationary variance)"
+            )
+        if tail_df <= 2:
+            raise ValueError(f"tail_df={tail_df}; a Student-t has finite variance only above 2")
     dates = pd.bdate_range(start, end, name="date")
-    if len(dates) < 2:
-        raise ValueError(f"{start}..{end} holds {len(dates)} business days; need at least 2")
-    phi = autocorrelation if structure == "momentum" else 0.0
-    rng = np.random.default_rng(seed)
-    eps = rng.standard_normal(len(dates))
-    # Innovation scale keeps the unconditional volatility at daily_volatility.
+    n = len(dates)
+    if n < 2:
+        raise ValueError(f"{start}..{end} holds {n} business days; need at least 2")
+
+    phi = np.full(n, autocorrelation if structure in EDGE_STRUCTURES else 0.0)
+    if edge_until is not None:
+        phi[dates > pd.Timestamp(edge_until)] = 0.0
+    if structure in GARCH_STRUCTURES:
+        t_draws = _stream(seed, "garch_shocks").standard_t(tail_df, size=n)
+        shocks, vol_scale = _unit_garch(
+            t_draws * np.sqrt((tail_df - 2.0) / tail_df), garch_alpha, garch_beta
+        )
+    else:
+        # The historical stream: keeps the closes of earlier versions unchanged.
+        shocks, vol_scale = np.random.default_rng(seed).standard_normal(n), np.ones(n)
     innovation = daily_volatility * np.sqrt(1.0 - phi**2)
-    returns = np.empty(len(dates))
+    returns = np.empty(n)
     returns[0] = 0.0
-    for t in range(1, len(dates)):
-        returns[t] = daily_drift * (1 - phi) + phi * returns[t - 1] + innovation * eps[t]
+    for t in range(1, n):
+        returns[t] = (
+            daily_drift * (1 - phi[t]) + phi[t] * returns[t - 1] + innovation[t] * shocks[t]
+        )
     close = start_price * np.cumprod(1.0 + returns)
+    if not np.all(close > 0):
+        raise ValueError(
+            f"seed={seed}, structure={structure!r} drew a return of -100% or worse; lower "
+            "daily_volatility or raise tail_df"
+        )
+
+    day_vol = daily_volatility * vol_scale
     prev_close = np.concatenate([[start_price], close[:-1]])
-    open_ = prev_close * (1.0 + rng.normal(0.0, daily_volatility / 4, len(dates)))
-    span = np.abs(rng.normal(0.0, daily_volatility / 2, (2, len(dates))))
-    high = np.maximum(open_, close) * (1.0 + span[0])
-    low = np.minimum(open_, close) * (1.0 - span[1])
-    volume = rng.lognormal(mean=13.0, sigma=0.3, size=len(dates)).round()
+    open_ = prev_close * (1.0 + day_vol / 4 * _stream(seed, "open_gap").standard_normal(n))
+    high = np.maximum(open_, close) * (
+        1.0 + np.abs(day_vol / 2 * _stream(seed, "high_span").standard_normal(n))
+    )
+    low = np.minimum(open_, close) * (
+        1.0 - np.minimum(np.abs(day_vol / 2 * _stream(seed, "low_span").standard_normal(n)), 0.5)
+    )
+    volume = _stream(seed, "volume").lognormal(mean=13.0, sigma=0.3, size=n).round()
     return pd.DataFrame(
         {"open": open_, "high": high, "low": low, "close": close, "volume": volume},
         index=dates,

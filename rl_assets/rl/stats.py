@@ -13,62 +13,144 @@ from rl_assets.rl.metrics import TRADING_DAYS, sharpe_ratio
 EULER_GAMMA = 0.5772156649015329
 
 
-def _daily_sharpe(returns: np.ndarray) -> float:
-    return sharpe_ratio(returns) / math.sqrt(TRADING_DAYS)
-
-
-def probabilistic_sharpe_ratio(returns, benchmark_daily_sharpe: float = 0.0) -> float:
-    """P(true Sharpe > benchmark) given the sample's length, skewness and kurtosis.
-
-    PSR = Phi((SR - SR*) sqrt(T - 1) / sqrt(1 - g3 SR + (g4 - 1) / 4 SR^2)), with SR and SR*
-    in per-period (daily) units and g4 the non-excess kurtosis (Bailey and Lopez de
-    Prado 2012, eq. 11).
-    """
+def _moments(returns, risk_free_rate: float = 0.0) -> tuple[float, int, float, float] | None:
+    """(annual Sharpe, observations, skewness, non-excess kurtosis), or None when the
+    series is too short or flat for a Sharpe."""
     from scipy import stats
 
     r = np.asarray(returns, dtype=np.float64)
     if r.size < 3 or r.std(ddof=1) < 1e-12:
-        return 0.0
-    sr = _daily_sharpe(r)
-    skew = float(stats.skew(r))
-    kurt = float(stats.kurtosis(r, fisher=False))
-    denom = 1.0 - skew * sr + (kurt - 1.0) / 4.0 * sr**2
-    if denom <= 0:
-        return 0.0
-    z = (sr - benchmark_daily_sharpe) * math.sqrt(r.size - 1) / math.sqrt(denom)
-    return float(stats.norm.cdf(z))
-
-
-def expected_max_sharpe(trial_daily_sharpes) -> float:
-    """E[max SR] of N unskilled trials with the observed spread (the DSR's benchmark SR*).
-
-    SR* = sqrt(V[SR]) ((1 - gamma) Phi^-1(1 - 1/N) + gamma Phi^-1(1 - 1/(N e))), where
-    gamma is Euler-Mascheroni (Bailey and Lopez de Prado 2014, eq. 2).
-    """
-    from scipy import stats
-
-    sr = np.asarray(trial_daily_sharpes, dtype=np.float64)
-    n = sr.size
-    if n < 2:
-        return 0.0
-    spread = float(sr.std(ddof=1))
-    return spread * (
-        (1 - EULER_GAMMA) * stats.norm.ppf(1 - 1.0 / n)
-        + EULER_GAMMA * stats.norm.ppf(1 - 1.0 / (n * math.e))
+        return None
+    return (
+        sharpe_ratio(r, risk_free_rate),
+        int(r.size),
+        float(stats.skew(r)),
+        float(stats.kurtosis(r, fisher=False)),
     )
 
 
-def deflated_sharpe_ratio(returns, trial_annual_sharpes) -> dict[str, float]:
-    """PSR of the chosen series against the expected maximum of the trials it was chosen
-    among (e.g. the validation Sharpe of every iteration early stopping looked at)."""
-    trials = np.asarray(trial_annual_sharpes, dtype=np.float64) / math.sqrt(TRADING_DAYS)
-    benchmark = expected_max_sharpe(trials)
+def probabilistic_sharpe_from_moments(
+    sharpe: float, benchmark: float, observations: int, skewness: float, kurtosis: float
+) -> float:
+    """P(true Sharpe > ``benchmark``) from the sample's Sharpe, length, skew and kurtosis.
+
+    PSR = Phi((SR - SR*) sqrt(T - 1) / sqrt(1 - g3 SR + (g4 - 1) / 4 SR^2)), with SR and SR*
+    per period (not annualised), T observations and g4 the non-excess kurtosis (Bailey
+    and Lopez de Prado 2012, eq. 11). A non-positive variance term gives 0.0.
+    """
+    from scipy import stats
+
+    denom = 1.0 - skewness * sharpe + (kurtosis - 1.0) / 4.0 * sharpe**2
+    if observations < 2 or denom <= 0:
+        return 0.0
+    z = (sharpe - benchmark) * math.sqrt(observations - 1) / math.sqrt(denom)
+    return float(stats.norm.cdf(z))
+
+
+def probabilistic_sharpe_ratio(
+    returns, benchmark_daily_sharpe: float = 0.0, risk_free_rate: float = 0.0
+) -> float:
+    """PSR of daily returns against a daily benchmark Sharpe (0.0 for too few or flat
+    returns). ``risk_free_rate`` is annual, as in ``metrics.sharpe_ratio``."""
+    moments = _moments(returns, risk_free_rate)
+    if moments is None:
+        return 0.0
+    annual, t, skew, kurt = moments
+    return probabilistic_sharpe_from_moments(
+        annual / math.sqrt(TRADING_DAYS), benchmark_daily_sharpe, t, skew, kurt
+    )
+
+
+def expected_max_sharpe_from_variance(variance: float, trials: int) -> float:
+    """E[max SR] of ``trials`` unskilled trials whose Sharpes have ``variance``.
+
+    SR* = sqrt(V[SR]) ((1 - gamma) Phi^-1(1 - 1/N) + gamma Phi^-1(1 - 1/(N e))), where
+    gamma is Euler-Mascheroni (Bailey and Lopez de Prado 2014, eq. 2). In the units of
+    the Sharpes whose variance is given; 0.0 for fewer than two trials.
+    """
+    from scipy import stats
+
+    if trials < 2:
+        return 0.0
+    return float(math.sqrt(variance)) * float(
+        (1 - EULER_GAMMA) * stats.norm.ppf(1 - 1.0 / trials)
+        + EULER_GAMMA * stats.norm.ppf(1 - 1.0 / (trials * math.e))
+    )
+
+
+def expected_max_sharpe(trial_daily_sharpes) -> float:
+    """E[max SR] of N unskilled trials with the observed spread (the DSR's benchmark SR*)."""
+    sr = np.asarray(trial_daily_sharpes, dtype=np.float64)
+    if sr.size < 2:
+        return 0.0
+    return expected_max_sharpe_from_variance(float(sr.var(ddof=1)), int(sr.size))
+
+
+def deflated_sharpe_from_moments(
+    sharpe: float,
+    trials: int,
+    trial_sharpe_variance: float,
+    observations: int,
+    skewness: float,
+    kurtosis: float,
+    periods_per_year: float = TRADING_DAYS,
+) -> dict[str, float]:
+    """Deflated Sharpe Ratio (Bailey and Lopez de Prado 2014) from annualised moments.
+
+    ``sharpe`` is the chosen strategy's annualised Sharpe, ``trial_sharpe_variance`` the
+    variance of the annualised Sharpes of the ``trials`` it was chosen among,
+    ``observations`` the number of returns (T), ``skewness`` and ``kurtosis`` (non-excess)
+    those of its returns. DSR = PSR(SR*) with SR* = E[max SR] of ``trials`` unskilled trials.
+
+    Units: the formula is per period. An annualised Sharpe becomes SR / sqrt(q) and an
+    annualised variance V / q, with q = ``periods_per_year``. The paper's worked example
+    (SR 2.5, T = 1250 daily returns, i.e. five years, N = 100, V = 0.5, skew -3, kurtosis
+    10 gives SR* = 0.1132 per day and DSR = 0.9004) uses q = 250; the same inputs with
+    q = 252 give DSR 0.8997. The result does not depend on q as long as both Sharpe and
+    variance are converted with the q that annualised them: this project annualises every
+    Sharpe with ``metrics.TRADING_DAYS`` (252) and ``deflated_sharpe_ratio`` converts with 252.
+    """
+    per_period = sharpe / math.sqrt(periods_per_year)
+    benchmark = expected_max_sharpe_from_variance(
+        trial_sharpe_variance / periods_per_year, int(trials)
+    )
     return {
-        "dsr": probabilistic_sharpe_ratio(returns, benchmark),
-        "psr": probabilistic_sharpe_ratio(returns, 0.0),
-        "trials": int(trials.size),
-        "benchmark_sharpe": benchmark * math.sqrt(TRADING_DAYS),
+        "dsr": probabilistic_sharpe_from_moments(
+            per_period, benchmark, observations, skewness, kurtosis
+        ),
+        "psr": probabilistic_sharpe_from_moments(per_period, 0.0, observations, skewness, kurtosis),
+        "trials": int(trials),
+        "benchmark_sharpe": float(benchmark * math.sqrt(periods_per_year)),
+        "benchmark_sharpe_per_period": float(benchmark),
     }
+
+
+def deflated_sharpe_ratio(
+    returns, trial_annual_sharpes, risk_free_rate: float = 0.0
+) -> dict[str, float]:
+    """DSR of the chosen daily ``returns`` against the expected maximum of the trials it was
+    chosen among (e.g. the validation Sharpe of every iteration early stopping looked at).
+
+    Both sides are annualised with ``metrics.TRADING_DAYS`` and converted back with it
+    (see ``deflated_sharpe_from_moments``). ``risk_free_rate`` (annual) must be the one
+    the trial Sharpes were computed with.
+    """
+    trials = np.asarray(trial_annual_sharpes, dtype=np.float64)
+    variance = float(trials.var(ddof=1)) if trials.size >= 2 else 0.0
+    moments = _moments(returns, risk_free_rate)
+    if moments is None:
+        benchmark = expected_max_sharpe_from_variance(variance, int(trials.size))
+        return {
+            "dsr": 0.0,
+            "psr": 0.0,
+            "trials": int(trials.size),
+            "benchmark_sharpe": float(benchmark),
+            "benchmark_sharpe_per_period": float(benchmark / math.sqrt(TRADING_DAYS)),
+        }
+    sharpe, t, skew, kurt = moments
+    return deflated_sharpe_from_moments(
+        sharpe, int(trials.size), variance, t, skew, kurt, TRADING_DAYS
+    )
 
 
 def bootstrap_sharpe_difference(
