@@ -9,6 +9,7 @@ DATA_GROUP = "data"
 TRAINING_GROUP = "training"
 EVALUATION_GROUP = "evaluation"
 PROMOTION_GROUP = "promotion"
+SIGNAL_GROUP = "signal"
 MONITORING_GROUP = "monitoring"
 
 # Instruments are the partitions of every pipeline asset (rl_assets/instruments.py).
@@ -23,6 +24,10 @@ LEGACY_INSTRUMENT = "default"
 
 # The generator covers the splits plus a year of history for the observation window.
 GENERATOR_START = "2019-01-01"
+# The generated study period of the benchmarks and calibration. The pipeline's generated
+# instruments run to the latest business day instead (raw_prices config end empty), so their
+# signals are fresh and their champions are watched on the days after validation; the
+# bars of shared dates are the same whatever the end (the generator is prefix-stable).
 GENERATOR_END = "2023-12-31"
 GENERATOR_SEED = 7
 # Planted momentum: r_t = drift + phi * r_{t-1} + noise. 0.4 makes a learned policy
@@ -33,7 +38,10 @@ GENERATOR_AUTOCORRELATION = 0.4
 # with no data. One carries a planted edge, one is a null with nothing to learn.
 BUILTIN_INSTRUMENTS: dict[str, dict] = {
     "SYN_MOMENTUM": {"structure": "momentum", "seed": GENERATOR_SEED},
-    "SYN_NULL": {"structure": "random_walk", "seed": 11},
+    "SYN_NULL": {"structure": "garch_null", "seed": 11},
+    # Not in the demo: the momentum edge of SYN_MOMENTUM, gone after the default validation
+    # window, so its champion is seen to decay (rl_assets.instruments add SYN_FADING).
+    "SYN_FADING": {"structure": "momentum", "seed": GENERATOR_SEED, "edge_until": "2023-12-31"},
 }
 
 TRAIN_START = "2020-01-01"
@@ -65,6 +73,16 @@ MIN_SHARPE_MARGIN_OVER_CHAMPION = 0.0
 GATE_TRANSACTION_COST = 0.0002  # per unit of position change, 2 bp
 GATE_RISK_FREE_RATE = 0.0  # annual
 GATE_ACTION_SET = "short_flat_long"  # the positions a promoted policy may take
+# Signals: refuse prices whose last bar is more than this many business days old.
+MAX_SIGNAL_STALENESS_BUSINESS_DAYS = 3
+# Monitoring: the champion is flagged as decayed when its live Sharpe is below the
+# validation Sharpe with this one-sided confidence; fewer live days than this cannot tell.
+DECAY_CONFIDENCE = 0.95
+MIN_LIVE_DAYS = 20
+# A retrain on decay rolls the splits forward: the last year is validation, the three
+# years before it train.
+DECAY_VALIDATION_DAYS = 252
+DECAY_TRAIN_DAYS = 756
 # Concurrency pools (dagster.yaml `concurrency: pools`): how many trainings and promotions
 # may run at once across every run, CLI included.
 TRAINING_POOL = "rl_assets_training"

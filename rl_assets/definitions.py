@@ -2,8 +2,14 @@
 
 import dagster as dg
 
-from rl_assets.assets import evaluation, prices, promotion, training
-from rl_assets.automation.jobs import retrain_job, weekly_retrain_schedule
+from rl_assets.assets import evaluation, monitoring, prices, promotion, signal, training
+from rl_assets.automation.decay import champion_decay_sensor
+from rl_assets.automation.jobs import (
+    daily_signal_schedule,
+    retrain_job,
+    signal_job,
+    weekly_retrain_schedule,
+)
 from rl_assets.automation.sensors import new_prices_sensor
 from rl_assets.data import checks as data_checks
 from rl_assets.promotion import checks as gate_checks
@@ -15,11 +21,13 @@ from rl_assets.resources import (
 )
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([prices, training, evaluation, promotion]),
-    asset_checks=dg.load_asset_checks_from_modules([data_checks, gate_checks]),
-    jobs=[retrain_job],
-    sensors=[new_prices_sensor],
-    schedules=[weekly_retrain_schedule],
+    assets=dg.load_assets_from_modules(
+        [prices, training, evaluation, promotion, signal, monitoring]
+    ),
+    asset_checks=dg.load_asset_checks_from_modules([data_checks, gate_checks, monitoring]),
+    jobs=[retrain_job, signal_job],
+    sensors=[new_prices_sensor, champion_decay_sensor],
+    schedules=[weekly_retrain_schedule, daily_signal_schedule],
     resources={
         # Asset values per run: a run's checks, report and promotion judge the candidate
         # this run trained, however many runs are in flight (see RunScopedIOManager).

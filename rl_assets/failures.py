@@ -12,7 +12,8 @@ KIND_KEY = "rl_assets/failure"
 DATA = "data"
 CONFIG = "config"
 GATE = "gate"
-DELIBERATE = (DATA, CONFIG, GATE)
+NO_CHAMPION = "no_champion"
+DELIBERATE = (DATA, CONFIG, GATE, NO_CHAMPION)
 
 
 def failure(kind: str, description: str, metadata: dict[str, Any] | None = None) -> dg.Failure:

@@ -71,3 +71,25 @@ def report_figure(
     axes[2].set_yticks([-1, 0, 1])
     fig.autofmt_xdate()
     return _save(fig, path)
+
+
+def champion_figure(
+    dates, live_returns: np.ndarray, expected_daily: float, daily_sd: float, z: float, path: Path
+) -> str:
+    """Equity since the validation window against the band the validation result implied:
+    log equity expected to grow by ``expected_daily`` a day, within +-z sd sqrt(t)."""
+    plt = _figure()
+    log_equity = np.cumsum(np.log1p(np.asarray(live_returns, dtype=np.float64)))
+    t = np.arange(1, len(log_equity) + 1)
+    centre = expected_daily * t
+    width = z * daily_sd * np.sqrt(t)
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    ax.fill_between(dates, np.exp(centre - width), np.exp(centre + width), color="tab:green",
+                    alpha=0.15, label=f"validation implied ({z:.2f} sd band)")  # fmt: skip
+    ax.plot(dates, np.exp(centre), color="tab:green", linestyle="--", linewidth=1)
+    ax.plot(dates, np.exp(log_equity), color="tab:blue", label="champion, paper trading")
+    ax.set_ylabel("equity (start 1.0)")
+    ax.set_title("Champion since its validation window")
+    ax.legend(loc="upper left")
+    fig.autofmt_xdate()
+    return _save(fig, path)

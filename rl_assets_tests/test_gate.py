@@ -38,6 +38,7 @@ def measured(**changes) -> Measurements:
         nonfinite=0,
         positions=(-1.0, 0.0, 1.0),
         validation_returns=0.004 + 0.01 * rng.standard_normal(230),
+        buy_and_hold_returns=0.0005 + 0.01 * rng.standard_normal(230),
         validation_sharpe=3.0,
         train_sharpe=3.5,
         buy_and_hold_sharpe=1.0,
@@ -73,6 +74,10 @@ def test_the_reference_candidate_passes_every_default_gate():
          {"champion_version": "v0001", "champion_sharpe": 4.0}),
         ("deflated_sharpe_at_least_confidence", {},
          {"validation_returns": -0.004 + 0.01 * np.random.default_rng(0).standard_normal(230)}),
+        # Skill is relative: a policy whose returns are buy-and-hold's has none, however good
+        # its own Sharpe ratio.
+        ("deflated_sharpe_at_least_confidence", {},
+         {"buy_and_hold_returns": 0.004 + 0.01 * np.random.default_rng(0).standard_normal(230)}),
         ("weights_finite", {}, {"nonfinite": 1}),
         ("restores_and_acts", {}, {"deterministic": False}),
         ("positions_allowed", {"positions": (0.0, 1.0)}, {"positions": (-1.0, 0.0, 1.0, 2.0)}),

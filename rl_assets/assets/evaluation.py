@@ -11,7 +11,13 @@ from rl_assets import constants, display, plots
 from rl_assets.assets.prices import refuse_long_gap
 from rl_assets.failures import CONFIG, failure
 from rl_assets.instruments import instrument_partitions
-from rl_assets.promotion.gate import baseline_spec, gates_table, judging_spec, verdict
+from rl_assets.promotion.gate import (
+    baseline_spec,
+    gates_table,
+    judging_spec,
+    skill_over_buy_and_hold,
+    verdict,
+)
 from rl_assets.promotion.judging import gather_evidence, judge_candidate
 from rl_assets.resources import ArtifactStoreResource, GateResource
 from rl_assets.rl.env import ACTION_SETS, constant_policy, rollout
@@ -175,7 +181,8 @@ def validation_report(
     )
     train_perf = performance(*rollout(policy, train, spec.env_config()), cost.risk_free_rate)
     policy_returns = val["series"]["policy"][0]
-    dsr = deflated_sharpe_ratio(policy_returns, measured.trial_sharpes)
+    dsr = skill_over_buy_and_hold(measured)  # the gate's own figure
+    psr = deflated_sharpe_ratio(policy_returns, measured.trial_sharpes)["psr"]
     ci = bootstrap_sharpe_difference(
         policy_returns, val["series"]["buy-and-hold"][0], n_resamples=config.bootstrap_resamples
     )
@@ -236,9 +243,9 @@ def validation_report(
     honesty = (
         f"Train Sharpe {train_perf['sharpe']:.3f}, validation Sharpe "
         f"{report['validation_sharpe']:.3f} (gap {report['sharpe_gap']:.3f}).\n\n"
-        f"Probabilistic Sharpe (vs 0): {dsr['psr']:.3f}. Deflated Sharpe: {dsr['dsr']:.3f} "
-        f"(vs {dsr['benchmark_sharpe']:.2f}, the expected best of {dsr['trials']} unskilled "
-        f"iterations).\n\nSharpe difference vs buy-and-hold: {ci['difference']:.3f}, "
+        f"Probabilistic Sharpe (vs 0): {psr:.3f}. Deflated Sharpe of the returns over "
+        f"buy-and-hold: {dsr['dsr']:.3f} (vs {dsr['benchmark_sharpe']:.2f}, the expected best "
+        f"of {dsr['trials']} unskilled iterations).\n\nSharpe difference vs buy-and-hold: {ci['difference']:.3f}, "
         f"{ci['confidence']:.0%} block-bootstrap CI [{ci['low']:.3f}, {ci['high']:.3f}]."
     )
     (out_dir / "report.md").write_text(
@@ -255,7 +262,7 @@ def validation_report(
         "train_sharpe": display.ratio(train_perf["sharpe"]),
         "sharpe_gap": display.ratio(report["sharpe_gap"]),
         "deflated_sharpe": display.ratio(dsr["dsr"]),
-        "probabilistic_sharpe": display.ratio(dsr["psr"]),
+        "probabilistic_sharpe": display.ratio(psr),
         "sharpe_diff_ci_low": display.ratio(ci["low"]),
         "sharpe_diff_ci_high": display.ratio(ci["high"]),
         "total_return": display.fraction(report["validation"]["policy"]["total_return"]),

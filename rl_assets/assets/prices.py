@@ -8,7 +8,7 @@ import pandas as pd
 
 from rl_assets import constants, run_guard
 from rl_assets.data.sources import PRICE_COLUMNS, PriceSourceError, load_prices
-from rl_assets.data.synthetic import generate_prices
+from rl_assets.data.synthetic import generate_prices, latest_business_day
 from rl_assets.data.versions import content_hash, split_record
 from rl_assets.failures import CONFIG, DATA, failure
 from rl_assets.instruments import InstrumentError, instrument_partitions, resolve
@@ -33,8 +33,9 @@ class RawPricesConfig(dg.Config):
     seed: int | None = None
     structure: str = ""
     autocorrelation: float | None = None
+    edge_until: str = ""
     start: str = constants.GENERATOR_START
-    end: str = constants.GENERATOR_END
+    end: str = ""  # empty: the latest business day
 
 
 def generated(params: dict, config: RawPricesConfig) -> tuple[pd.DataFrame, str]:
@@ -46,8 +47,9 @@ def generated(params: dict, config: RawPricesConfig) -> tuple[pd.DataFrame, str]
             if v is not None
         },
         **({"structure": config.structure} if config.structure else {}),
+        **({"edge_until": config.edge_until} if config.edge_until else {}),
     }
-    df = generate_prices(config.start, config.end, **settings)
+    df = generate_prices(config.start, config.end or latest_business_day(), **settings)
     described = ", ".join(f"{k}={v}" for k, v in sorted(settings.items()))
     return df, f"generator({described})"
 
@@ -131,7 +133,9 @@ class SplitConfig(dg.Config):
     """Inclusive date ranges (validation must start after train ends), or a fraction.
 
     ``validation_fraction`` > 0 ignores the dates: the last that fraction of the rows
-    is validation, every earlier row is train.
+    is validation, every earlier row is train. ``validation_days`` > 0 rolls with the data
+    instead: the last that many rows are validation and the ``train_days`` rows before them
+    train (0: every earlier row), which is how a retrain on decay learns from recent bars.
     """
 
     train_start: str = constants.TRAIN_START
@@ -139,6 +143,8 @@ class SplitConfig(dg.Config):
     validation_start: str = constants.VALIDATION_START
     validation_end: str = constants.VALIDATION_END
     validation_fraction: float = constants.VALIDATION_FRACTION
+    validation_days: int = 0
+    train_days: int = 0
     max_gap_business_days: int = constants.MAX_SPLIT_GAP_BUSINESS_DAYS
 
 
@@ -184,6 +190,19 @@ def _split_by_fraction(prices: pd.DataFrame, fraction: float) -> tuple[pd.DataFr
     return prices.iloc[:cut], prices.iloc[cut:]
 
 
+def _split_by_days(
+    prices: pd.DataFrame, validation_days: int, train_days: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if validation_days < 1 or train_days < 0:
+        raise ValueError(
+            f"price_splits config validation_days={validation_days}, train_days={train_days}; "
+            "use validation_days >= 1 and train_days >= 0 (0: every earlier row)"
+        )
+    cut = max(len(prices) - validation_days, 0)
+    start = max(cut - train_days, 0) if train_days else 0
+    return prices.iloc[start:cut], prices.iloc[cut:]
+
+
 def _split_by_range(prices: pd.DataFrame, config: SplitConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     names = ("train_start", "train_end", "validation_start", "validation_end")
     dates = {name: _timestamp(config, name) for name in names}
@@ -226,7 +245,11 @@ def split_by_dates(prices: pd.DataFrame, config: SplitConfig) -> tuple[pd.DataFr
             "raw_prices dates are not in increasing order; raw_prices_schema_valid should "
             "have stopped the run: materialize raw_prices again from a sorted source"
         )
-    if config.validation_fraction:
+    if config.validation_days:
+        train, validation = _split_by_days(prices, config.validation_days, config.train_days)
+        how = f"validation_days {config.validation_days}"
+        widen = "lower validation_days or supply more data"
+    elif config.validation_fraction:
         train, validation = _split_by_fraction(prices, config.validation_fraction)
         how = f"validation_fraction {config.validation_fraction}"
         widen = "lower validation_fraction or supply more data"
@@ -288,7 +311,9 @@ def price_splits(context: dg.AssetExecutionContext, config: SplitConfig, raw_pri
     except ValueError as err:
         raise failure(DATA, f"{context.partition_key}: {err}") from None
     method = (
-        f"last {config.validation_fraction:.0%} of rows"
+        f"last {config.validation_days} rows (train: the {config.train_days or 'all'} before)"
+        if config.validation_days
+        else f"last {config.validation_fraction:.0%} of rows"
         if config.validation_fraction
         else f"dates {config.train_start}..{config.train_end} | "
         f"{config.validation_start}..{config.validation_end}"

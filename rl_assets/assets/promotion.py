@@ -76,6 +76,9 @@ def promoted_policy(
         "buy_and_hold_sharpe": measured.buy_and_hold_sharpe,
         "train_sharpe": measured.train_sharpe,
         "best_iteration": trained_policy["best_iteration"],
+        # Every iteration's validation Sharpe: the selection the champion won, which
+        # monitoring deflates its validation Sharpe by.
+        "trial_sharpes": measured.trial_sharpes,
         "data_version": trained_policy.get("data_version", ""),
         "splits": measured.recorded_splits,
         "spec": trained_policy["spec"],

@@ -11,7 +11,7 @@ import dagster as dg
 import yaml
 
 from rl_assets.data.sources import PriceSourceError, symbol_digests
-from rl_assets.data.synthetic import generate_prices
+from rl_assets.data.synthetic import generate_prices, latest_business_day
 from rl_assets.data.versions import content_hash
 from rl_assets.instruments import (
     InstrumentError,
@@ -37,11 +37,22 @@ INCOMING_DIR = "incoming"
 
 retrain_job = dg.define_asset_job(
     name="retrain_job",
-    selection=dg.AssetSelection.assets("promoted_policy").upstream(),
+    selection=dg.AssetSelection.all(),
     partitions_def=instrument_partitions,
     description=(
-        "Retrain one instrument from raw_prices through promoted_policy with every check; the "
-        "gate blocks promotion. Trainings and promotions queue for their concurrency pools."
+        "Retrain one instrument from raw_prices through promoted_policy with every check, then "
+        "its signal and monitoring; the gate blocks promotion (and so a new signal). "
+        "Trainings and promotions queue for their concurrency pools."
+    ),
+)
+
+signal_job = dg.define_asset_job(
+    name="signal_job",
+    selection=dg.AssetSelection.assets("raw_prices", "trading_signal", "champion_performance"),
+    partitions_def=instrument_partitions,
+    description=(
+        "The latest prices of one instrument, its champion's signal for the next session and "
+        "the champion's paper trading since its validation window (no training)."
     ),
 )
 
@@ -150,9 +161,10 @@ def source_content(source: InstrumentSource) -> str:
 
 
 def generate_prices_for(source: InstrumentSource):
+    """The bars raw_prices generates for this instrument with its default config."""
     from rl_assets import constants
 
-    return generate_prices(constants.GENERATOR_START, constants.GENERATOR_END, **source.generator)
+    return generate_prices(constants.GENERATOR_START, latest_business_day(), **source.generator)
 
 
 def run_request_for(
@@ -242,3 +254,33 @@ def weekly_retrain_schedule(
     if not requests:
         return dg.SkipReason("; ".join(skipped) or "no instruments registered")
     return requests
+
+
+@dg.schedule(
+    job=signal_job,
+    cron_schedule="30 21 * * 1-5",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description=(
+        "Weekdays 21:30 UTC, after the US close: every instrument's latest prices, signal and "
+        "champion monitoring (a failed decay check then triggers champion_decay_sensor)."
+    ),
+)
+def daily_signal_schedule(
+    context: dg.ScheduleEvaluationContext, artifacts: ArtifactStoreResource
+) -> list[dg.RunRequest] | dg.SkipReason:
+    """One signal run per registered instrument; off until turned on."""
+    requests, skipped = [], []
+    for instrument in registered(context.instance):
+        try:
+            source = resolve(instrument)
+            content = source_content(source)
+        except (InstrumentError, PriceSourceError, OSError) as err:
+            skipped.append(f"{instrument}: {err}")
+            continue
+        requests.append(
+            run_request_for(instrument, source, content, {}, artifacts.path, "signal_schedule")
+        )
+    for note in skipped:
+        context.log.warning(f"daily_signal_schedule: {note}")
+    return requests or dg.SkipReason("; ".join(skipped) or "no instruments registered")

@@ -151,3 +151,10 @@ def generate_prices(
         {"open": open_, "high": high, "low": low, "close": close, "volume": volume},
         index=dates,
     )
+
+
+def latest_business_day(today: pd.Timestamp | None = None) -> str:
+    """The last business day on or before ``today`` (default: today, UTC), as YYYY-MM-DD."""
+    day = pd.Timestamp.now(tz="UTC").tz_localize(None) if today is None else pd.Timestamp(today)
+    day = day.normalize()
+    return str((day if day.dayofweek < 5 else day - pd.offsets.BDay(1)).date())

@@ -184,6 +184,7 @@ class Measurements:
     positions: tuple[float, ...] = ()
     validation_returns: np.ndarray = field(default_factory=lambda: np.zeros(0))
     validation_positions: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    buy_and_hold_returns: np.ndarray = field(default_factory=lambda: np.zeros(0))
     validation_sharpe: float = math.nan
     train_sharpe: float = math.nan
     buy_and_hold_sharpe: float = math.nan
@@ -249,7 +250,9 @@ def measure(evidence: Evidence) -> Measurements:
     m.validation_sharpe = first["sharpe"]
     m.train_sharpe = evaluate(load_policy(checkpoint), evidence.train_closes, spec)["sharpe"]
     baseline = baseline_spec(spec.window, evidence.cost)
-    m.buy_and_hold_sharpe = buy_and_hold(validation, baseline)["sharpe"]
+    held = buy_and_hold(validation, baseline)
+    m.buy_and_hold_sharpe = held["sharpe"]
+    m.buy_and_hold_returns = held["returns"]
     m.trial_sharpes = [float(row["validation/sharpe"]) for row in candidate["history"]]
     if evidence.champion is not None:
         m.champion_version = evidence.champion["version"]
@@ -374,20 +377,35 @@ def beats_buy_and_hold(m: Measurements, t: GateThresholds, cost: CostModel) -> G
     )
 
 
+def skill_over_buy_and_hold(m: Measurements) -> dict[str, float]:
+    """The Deflated Sharpe Ratio of the policy's returns over buy-and-hold's, day by day.
+
+    Skill is judged relative to the trivial alternative: a mostly-long policy in a rising
+    year has a fine Sharpe ratio of its own and no skill. The benchmark is the best of the
+    iterations early stopping chose among; their spread is that of their validation Sharpe
+    ratios (buy-and-hold is the same for every iteration, so it shifts them all alike).
+    """
+    if len(m.buy_and_hold_returns) != len(m.validation_returns):
+        return deflated_sharpe_ratio(m.validation_returns, m.trial_sharpes)
+    active = np.asarray(m.validation_returns) - np.asarray(m.buy_and_hold_returns)
+    return deflated_sharpe_ratio(active, m.trial_sharpes)
+
+
 def deflated_sharpe_at_least_confidence(
     m: Measurements, t: GateThresholds, cost: CostModel
 ) -> GateResult:
     name = "deflated_sharpe_at_least_confidence"
     if not m.measured:
         return _not_measured(name, m, t.min_deflated_sharpe)
-    dsr = deflated_sharpe_ratio(m.validation_returns, m.trial_sharpes)
+    dsr = skill_over_buy_and_hold(m)
     return GateResult(
         name,
         dsr["dsr"] >= t.min_deflated_sharpe,
         round(dsr["dsr"], 4),
         t.min_deflated_sharpe,
-        f"P(true Sharpe > {dsr['benchmark_sharpe']:.2f}, the expected best of "
-        f"{dsr['trials']} unskilled iterations) = {dsr['dsr']:.3f}; PSR vs 0 = {dsr['psr']:.3f}",
+        f"P(the policy's true Sharpe over buy-and-hold > {dsr['benchmark_sharpe']:.2f}, the "
+        f"expected best of {dsr['trials']} unskilled iterations) = {dsr['dsr']:.3f}; "
+        f"PSR vs 0 = {dsr['psr']:.3f}",
     )
 
 
@@ -463,8 +481,8 @@ GATES: dict[str, tuple[str, Gate]] = {
         beats_buy_and_hold,
     ),
     "deflated_sharpe_at_least_confidence": (
-        "The Deflated Sharpe Ratio, deflated by the iterations early stopping chose among, "
-        "reaches the confidence.",
+        "The Deflated Sharpe Ratio of the returns over buy-and-hold, deflated by the "
+        "iterations early stopping chose among, reaches the confidence.",
         deflated_sharpe_at_least_confidence,
     ),
     "train_validation_gap_within_limit": (

@@ -86,3 +86,18 @@ def remove_stale_temp_dirs(root: Path) -> list[Path]:
                     child.unlink(missing_ok=True)
                 removed.append(child)
     return removed
+
+
+def content_digest(directory: Path) -> str:
+    """sha256 over every file's relative path and bytes, in a fixed order: the identity of a
+    checkpoint's contents wherever it is copied."""
+    import hashlib
+
+    directory = Path(directory)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(directory)).encode() + b"\0")
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

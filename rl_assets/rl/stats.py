@@ -185,3 +185,57 @@ def bootstrap_sharpe_difference(
         "high": float(np.quantile(diffs, 1 - alpha)),
         "confidence": confidence,
     }
+
+
+def sharpe_standard_error(returns) -> tuple[float, float, int]:
+    """(daily Sharpe, its standard error, n) with skewness and kurtosis taken into account:
+    sqrt((1 - g3 SR + (g4 - 1) / 4 SR^2) / (n - 1)), as in the PSR (Bailey and Lopez de
+    Prado 2012; Mertens 2002)."""
+    moments = _moments(returns, 0.0)
+    if moments is None:
+        return 0.0, math.inf, int(np.asarray(returns).size)
+    annual, n, skew, kurt = moments
+    sharpe = annual / math.sqrt(TRADING_DAYS)
+    variance = (1.0 - skew * sharpe + (kurt - 1.0) / 4.0 * sharpe**2) / max(n - 1, 1)
+    return sharpe, math.sqrt(max(variance, 0.0)), n
+
+
+def sharpe_decay_test(
+    live, validation, confidence: float = 0.95, trial_annual_sharpes=()
+) -> dict[str, float]:
+    """Is the live Sharpe ratio significantly below what the validation one implies?
+
+    Two independent Sharpe estimates: z = (SR_live - SR_expected) / sqrt(se_live^2 +
+    se_val^2), both standard errors PSR-style (skewness and kurtosis included). The
+    validation figure is the best of the iterations early stopping chose among
+    (``trial_annual_sharpes``), so it is biased upward by selection: the expected live
+    Sharpe is the validation Sharpe minus the expected best of that many trials with that
+    spread (the Deflated Sharpe's benchmark), floored at 0 (or at the validation Sharpe if
+    that was negative). It is also itself an estimate over a few hundred days, so the bound widens with its
+    error as well as with the live one. ``decayed`` when z is below the one-sided
+    ``confidence`` quantile. Annual units in the result.
+    """
+    from scipy import stats
+
+    live_sr, live_se, live_n = sharpe_standard_error(live)
+    val_sr, val_se, val_n = sharpe_standard_error(validation)
+    scale = math.sqrt(TRADING_DAYS)
+    trials = np.asarray(trial_annual_sharpes, dtype=np.float64)
+    variance = float(trials.var(ddof=1)) if trials.size >= 2 else 0.0
+    selection = expected_max_sharpe_from_variance(variance, int(trials.size)) / scale
+    expected = min(val_sr, max(val_sr - selection, 0.0))
+    se = math.sqrt(live_se**2 + val_se**2)
+    critical = float(stats.norm.ppf(confidence))
+    z = (live_sr - expected) / se if math.isfinite(se) and se > 0 else 0.0
+    return {
+        "live_sharpe": live_sr * scale,
+        "validation_sharpe": val_sr * scale,
+        "expected_sharpe": expected * scale,
+        "selection_bias": (val_sr - expected) * scale,
+        "lower_bound": (expected - critical * se) * scale if math.isfinite(se) else -math.inf,
+        "z": z,
+        "critical_z": -critical,
+        "live_days": live_n,
+        "validation_days": val_n,
+        "decayed": bool(z < -critical),
+    }

@@ -172,16 +172,20 @@ def greedy_policy(module) -> Callable[[np.ndarray], int]:
     return act
 
 
-def load_policy(checkpoint: Path) -> Callable[[np.ndarray], int]:
-    """Restore the policy network of a complete checkpoint (no Ray runtime needed).
+def load_module(checkpoint: Path):
+    """Restore the policy network (RLModule) of a complete checkpoint, no Ray runtime needed.
 
     RLlib checkpoints contain pickles: only load checkpoints this project wrote.
     """
     from ray.rllib.core.rl_module.rl_module import RLModule
 
     checkpoints.read_manifest(checkpoint)  # refuses incomplete checkpoints
-    module = RLModule.from_checkpoint(str(Path(checkpoint) / RL_MODULE_SUBDIR))
-    return greedy_policy(module)
+    return RLModule.from_checkpoint(str(Path(checkpoint) / RL_MODULE_SUBDIR))
+
+
+def load_policy(checkpoint: Path) -> Callable[[np.ndarray], int]:
+    """The greedy policy of a complete checkpoint (see ``load_module``)."""
+    return greedy_policy(load_module(checkpoint))
 
 
 def evaluate(policy, closes: np.ndarray, spec: TrainingSpec) -> dict[str, Any]:
