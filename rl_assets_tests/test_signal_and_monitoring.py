@@ -1,0 +1,240 @@
+"""The champion in use: its signal equals a hand rollout, refusals leave no signal, the record
+is atomic; monitoring flags an edge that disappears and not one that persists; decay retrains
+once per data version."""
+
+import copy
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from dagster import AssetKey, DagsterEventType, DagsterInstance, build_sensor_context
+
+from rl_assets.assets.signal import read_latest_signal
+from rl_assets.automation.decay import DECAY_SENSOR, champion_decay_sensor
+from rl_assets.definitions import defs
+from rl_assets.registry import Registry
+from rl_assets.resources import ArtifactStoreResource
+from rl_assets.rl.env import TradingEnv
+from rl_assets.rl.training import load_module
+from rl_assets_tests.conftest import EDGE, NULL, TINY_RUN_CONFIG
+
+pytestmark = pytest.mark.slow
+
+FADING = "SYN_FADING"
+
+
+def run(instance, partition, selection=None, config=TINY_RUN_CONFIG):
+    job = defs.resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(
+        run_config=config,
+        instance=instance,
+        partition_key=partition,
+        raise_on_error=False,
+        asset_selection=selection,
+    )
+
+
+def failure_message(result) -> str:
+    return "\n".join(
+        str(e.event_specific_data.error)
+        for e in result.all_events
+        if e.event_type == DagsterEventType.STEP_FAILURE
+    )
+
+
+def check(result, name: str):
+    return next(
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+        and e.event_specific_data.check_name == name
+    )
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("artifacts")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RL_ASSETS_ARTIFACTS", str(root))
+        yield root
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory):
+    with DagsterInstance.local_temp(str(tmp_path_factory.mktemp("home"))) as inst:
+        inst.add_dynamic_partitions("instrument", [EDGE, NULL, FADING])
+        yield inst
+
+
+@pytest.fixture(scope="module")
+def edge_run(local_ray, instance, artifacts):
+    result = run(instance, EDGE)
+    assert result.success, failure_message(result)
+    return result
+
+
+@pytest.fixture(scope="module")
+def fading_run(local_ray, instance, artifacts):
+    result = run(instance, FADING)
+    assert result.success, failure_message(result)
+    return result
+
+
+def test_the_signal_is_a_hand_rollout_of_the_champion_on_the_same_bars(edge_run, artifacts):
+    record = edge_run.output_for_node("trading_signal")
+    champion = Registry.for_instrument(artifacts / "registry", EDGE).champion()
+    prices = edge_run.output_for_node("raw_prices")
+    # By hand: the env over every bar, the champion acting greedily, then its action on the
+    # observation at the last bar.
+    import torch
+
+    module = load_module(champion["checkpoint"])
+    spec = champion["spec"]
+    env = TradingEnv(
+        {"closes": prices["close"].to_numpy(), "window": spec["window"],
+         "action_set": spec["action_set"], "random_start": False, "episode_length": None}
+    )  # fmt: skip
+    obs, _ = env.reset(seed=0)
+
+    def greedy(o):
+        with torch.no_grad():
+            out = module.forward_inference({"obs": torch.as_tensor(o[None])})
+        return int(out["action_dist_inputs"][0].argmax())
+
+    done = False
+    while not done:
+        obs, _, terminated, truncated, _ = env.step(greedy(obs))
+        done = terminated or truncated
+    assert env._i == len(prices) - 1  # the observation is at the last bar
+    assert record["position"] == env.positions[greedy(obs)]
+    assert record["held_into_last_bar"] == obs[-1]
+    assert record["as_of"] == str(prices.index[-1].date())
+    assert record["champion_version"] == champion["version"] == "v0001"
+    assert sum(record["action_probabilities"].values()) == pytest.approx(1.0)
+    assert max(record["action_probabilities"], key=record["action_probabilities"].get) == str(
+        record["position"]
+    )
+    assert len(record["checkpoint_sha256"]) == 64 and len(record["data_version"]) == 16
+    latest = read_latest_signal(artifacts, EDGE)
+    assert latest == record
+    history = list((artifacts / "signals" / EDGE / "history").glob("*.json"))
+    assert [json.loads(p.read_text()) for p in history] == [record]
+
+
+def test_stale_prices_missing_champion_and_bad_prices_give_no_signal(
+    edge_run, instance, artifacts, tmp_path
+):
+    before = (artifacts / "signals" / EDGE / "latest.json").read_bytes()
+    stale = copy.deepcopy(TINY_RUN_CONFIG)
+    stale["ops"]["trading_signal"] = {"config": {"as_of": "2031-01-06"}}
+    result = run(instance, EDGE, [AssetKey("trading_signal")], stale)
+    assert not result.success
+    message = failure_message(result)
+    assert "the last bar is" in message and "before 2031-01-06 (limit 3)" in message
+    assert "max_staleness_business_days" in message
+
+    result = run(instance, NULL, [AssetKey("raw_prices"), AssetKey("trading_signal")])
+    assert not result.success
+    assert f"{NULL} has no champion yet, so no signal" in failure_message(result)
+    assert read_latest_signal(artifacts, NULL) is None
+
+    # Prices that fail their schema: materialize raw_prices from a bad file (its blocking
+    # check fails, the asset is recorded), then ask for a signal from it.
+    prices = edge_run.output_for_node("raw_prices").copy()
+    prices.iloc[-3, prices.columns.get_loc("close")] = np.nan
+    bad = tmp_path / "bad.csv"
+    prices.to_csv(bad)
+    with_bad = copy.deepcopy(TINY_RUN_CONFIG)
+    with_bad["ops"]["raw_prices"] = {"config": {"source_path": str(bad)}}
+    run(instance, EDGE, [AssetKey("raw_prices")], with_bad)
+    result = run(instance, EDGE, [AssetKey("trading_signal")])
+    assert not result.success
+    assert "not_nullable on close" in failure_message(result)
+    assert (artifacts / "signals" / EDGE / "latest.json").read_bytes() == before
+
+
+def test_the_decay_check_fails_where_the_edge_disappears_and_passes_where_it_persists(
+    edge_run, fading_run
+):
+    persists = check(edge_run, "champion_performance_within_expected_band")
+    fades = check(fading_run, "champion_performance_within_expected_band")
+    assert persists.passed, persists.metadata["reason"].value
+    assert not fades.passed, fades.metadata["reason"].value
+    assert "the edge has decayed" in fades.metadata["reason"].value
+    edge, fading = (r.output_for_node("champion_performance") for r in (edge_run, fading_run))
+    assert edge["days"] == fading["days"] > 500  # every bar after validation, to today
+    assert fading["test"]["live_sharpe"] < fading["test"]["lower_bound"]
+    assert edge["test"]["live_sharpe"] >= edge["test"]["lower_bound"]
+
+
+def test_the_decay_sensor_requests_one_run_per_data_version(fading_run, instance, artifacts):
+    resources = {"artifacts": ArtifactStoreResource(root=str(artifacts))}
+
+    def tick():
+        context = build_sensor_context(instance=instance, resources=resources)
+        result = champion_decay_sensor(context)
+        return list(result.run_requests or [])
+
+    [request] = tick()
+    assert request.partition_key == FADING
+    data_version = fading_run.output_for_node("champion_performance")["data_version"]
+    assert request.run_key == f"decay:{FADING}:v0001:{data_version}"
+    split = request.run_config["ops"]["price_splits"]["config"]
+    assert split == {"validation_days": 252, "train_days": 756}
+    # The daemon creates the run; with the data unchanged nothing more is requested.
+    from dagster import DagsterRun, DagsterRunStatus
+
+    instance.add_run(
+        DagsterRun(
+            job_name="retrain_job",
+            run_id="decay-retrain",
+            tags={**request.tags, "dagster/run_key": request.run_key,
+                  "dagster/sensor_name": DECAY_SENSOR, "dagster/partition": FADING},
+            status=DagsterRunStatus.SUCCESS,
+        )
+    )  # fmt: skip
+    assert tick() == []
+    assert tick() == []
+    # New bars: a new data version, and the check still fails: one more run.
+    newer = copy.deepcopy(TINY_RUN_CONFIG)
+    newer["ops"]["raw_prices"] = {"config": {"end": "2026-06-30"}}
+    result = run(
+        instance, FADING, [AssetKey("raw_prices"), AssetKey("champion_performance")], newer
+    )
+    assert not check(result, "champion_performance_within_expected_band").passed
+    [again] = tick()
+    assert again.run_key != request.run_key and again.run_key.startswith(f"decay:{FADING}:v0001:")
+
+
+WRITER = """
+import sys, time
+from pathlib import Path
+from rl_assets.assets.signal import write_signal
+root = Path(sys.argv[1])
+i = 0
+while True:
+    i += 1
+    write_signal(root, "SPY", {"as_of": f"2026-01-{i % 28 + 1:02d}", "champion_version": "v0001",
+                               "data_version": f"{i:016d}", "position": 1.0, "pad": "x" * 200000})
+"""
+
+
+def test_a_killed_writer_never_leaves_a_partial_signal(tmp_path):
+    latest = tmp_path / "signals" / "SPY" / "latest.json"
+    for attempt in range(5):
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)])
+        deadline = time.monotonic() + 60
+        while not latest.exists():
+            assert time.monotonic() < deadline and writer.poll() is None
+            time.sleep(0.05)
+        time.sleep(0.1 + 0.07 * attempt)  # somewhere mid-write
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        record = json.loads(latest.read_text())  # whole, or the previous one: never half
+        assert record["champion_version"] == "v0001" and len(record["pad"]) == 200000
+        for path in (tmp_path / "signals" / "SPY" / "history").glob("*.json"):
+            assert json.loads(path.read_text())["position"] == 1.0
