@@ -14,7 +14,7 @@ from rl_assets.data.synthetic import generate_prices
 REPO = Path(__file__).resolve().parents[1]
 DAGSTER = Path(sys.executable).parent / "dagster"
 
-# Every asset of the pipeline, in graph order.
+# The training pipeline's assets, in graph order ...
 PIPELINE_ASSETS = frozenset(
     {
         "raw_prices",
@@ -26,6 +26,9 @@ PIPELINE_ASSETS = frozenset(
         "promoted_policy",
     }
 )
+# ... and the champion in use: its signal and its monitoring.
+IN_USE_ASSETS = frozenset({"trading_signal", "champion_performance"})
+ALL_ASSETS = PIPELINE_ASSETS | IN_USE_ASSETS
 
 # A budget small enough for tests: 4 episodes of 63 steps per iteration, 5 iterations.
 TINY_SPEC = dict(

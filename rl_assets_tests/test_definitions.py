@@ -8,7 +8,7 @@ import dagster as dg
 from rl_assets import constants
 from rl_assets.definitions import defs
 from rl_assets.instruments import instrument_partitions
-from rl_assets_tests.conftest import PIPELINE_ASSETS
+from rl_assets_tests.conftest import ALL_ASSETS
 
 GATE_CHECKS = {
     "candidate_trained_on_these_splits",
@@ -25,7 +25,7 @@ GATE_CHECKS = {
 
 def test_assets_are_exactly_the_pipeline():
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == PIPELINE_ASSETS
+    assert keys == ALL_ASSETS
 
 
 def test_gate_checks_are_blocking_and_on_the_report_so_every_candidate_gets_one():
@@ -62,7 +62,9 @@ def test_training_and_promotion_take_concurrency_pools():
 
 def test_every_asset_has_a_group_and_a_description():
     for spec in defs.resolve_all_asset_specs():
-        assert spec.group_name in {"data", "training", "evaluation", "promotion"}, spec.key
+        assert spec.group_name in {
+            "data", "training", "evaluation", "promotion", "signal", "monitoring"
+        }, spec.key
         assert spec.description, spec.key
 
 
@@ -77,6 +79,10 @@ def test_code_location_loads_without_ray_torch_scipy_or_matplotlib():
 
 def test_jobs_sensors_and_schedules_are_exactly_these():
     repo = defs.get_repository_def()
-    assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {"retrain_job"}
-    assert {s.name for s in repo.sensor_defs} == {"new_prices_sensor"}
-    assert {s.name for s in repo.schedule_defs} == {"weekly_retrain_schedule"}
+    jobs = {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")}
+    assert jobs == {"retrain_job", "signal_job"}
+    assert {s.name for s in repo.sensor_defs} == {"new_prices_sensor", "champion_decay_sensor"}
+    assert {s.name for s in repo.schedule_defs} == {
+        "weekly_retrain_schedule",
+        "daily_signal_schedule",
+    }

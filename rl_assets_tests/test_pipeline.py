@@ -8,7 +8,7 @@ from dagster import AssetKey, DagsterEventType, DagsterInstance
 
 from rl_assets.definitions import defs
 from rl_assets.registry import Registry
-from rl_assets_tests.conftest import EDGE, NULL, PIPELINE_ASSETS, TINY_RUN_CONFIG
+from rl_assets_tests.conftest import ALL_ASSETS, EDGE, NULL, TINY_RUN_CONFIG
 
 pytestmark = pytest.mark.slow
 
@@ -82,7 +82,7 @@ def refused_run(passing_run, instance):
 
 def test_a_passing_gate_materializes_everything_and_promotes(passing_run, artifacts):
     assert passing_run.success, failure_message(passing_run)
-    assert materialized(passing_run) == PIPELINE_ASSETS
+    assert materialized(passing_run) == ALL_ASSETS
     checks = check_results(passing_run)
     assert all(checks.values()), checks
     assert {"raw_prices_schema_valid", "candidate_beats_buy_and_hold"} <= set(checks)

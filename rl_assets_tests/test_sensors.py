@@ -44,7 +44,7 @@ from rl_assets.data.synthetic import generate_prices
 from rl_assets.definitions import defs
 from rl_assets.failures import DATA, failure
 from rl_assets.resources import ArtifactStoreResource
-from rl_assets_tests.conftest import EDGE, NULL, PIPELINE_ASSETS, TINY_RUN_CONFIG
+from rl_assets_tests.conftest import ALL_ASSETS, EDGE, NULL, TINY_RUN_CONFIG
 
 
 def price_frame(seed: int, structure: str = "momentum") -> pd.DataFrame:
@@ -487,12 +487,8 @@ def test_a_started_run_whose_worker_was_killed_is_failed_and_then_retried(instan
 
 def test_retrain_job_is_the_whole_pipeline_with_every_check_per_instrument():
     job = defs.resolve_job_def("retrain_job")
-    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == PIPELINE_ASSETS
-    every_check = {
-        key
-        for key in defs.resolve_asset_graph().asset_check_keys
-        if key.asset_key.to_user_string() in PIPELINE_ASSETS
-    }
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == ALL_ASSETS
+    every_check = set(defs.resolve_asset_graph().asset_check_keys)
     assert set(job.asset_layer.asset_graph.asset_check_keys) == every_check
     assert {key.name for key in every_check} >= {
         "raw_prices_schema_valid",
