@@ -3,6 +3,7 @@
 import hashlib
 import math
 import os
+import warnings
 
 import dagster as dg
 import pandas as pd
@@ -10,6 +11,13 @@ import pandas as pd
 from rl_assets import constants
 from rl_assets.sources import PRICE_COLUMNS, PRICES_FILE_ENV_VAR, PriceSourceError, load_prices
 from rl_assets.synthetic import generate_prices
+
+# The Output(data_version=...) calls below record the content hash as data version, which is
+# what marks downstream assets stale; the parameter is beta in Dagster 1.13 and warns on every
+# materialization. Only that one message is silenced.
+warnings.filterwarnings(
+    "ignore", r"Parameter `data_version` of initializer `Output\.__init__`", dg.BetaWarning
+)
 
 
 class RawPricesConfig(dg.Config):
