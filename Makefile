@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Dagster's CLI. It warns unless its project's venv is the active one, so say it is.
+DG := VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/dg
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export RL_ASSETS_ARTIFACTS ?= $(CURDIR)/artifacts
 # No usage stats or telemetry leave the machine.
@@ -54,7 +56,7 @@ $(CHROMIUM):
 	fi
 
 dev: install $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	$(DG) dev -h 127.0.0.1 -p 3000
 
 $(PG_DAGSTER_HOME)/dagster.yaml: dagster.postgres.yaml
 	mkdir -p $(PG_DAGSTER_HOME)
@@ -87,7 +89,7 @@ pg-database: install
 
 # The UI and the daemon on PostgreSQL storage, bound to localhost only.
 dev-postgres: install $(PG_DAGSTER_HOME)/dagster.yaml pg-database
-	DAGSTER_HOME=$(PG_DAGSTER_HOME) $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	DAGSTER_HOME=$(PG_DAGSTER_HOME) $(DG) dev -h 127.0.0.1 -p 3000
 
 # After upgrading Dagster: bring the PostgreSQL schema up to date (safe to repeat).
 migrate-postgres: install $(PG_DAGSTER_HOME)/dagster.yaml pg-database

@@ -13,6 +13,7 @@ from rl_assets.synthetic import generate_prices
 
 REPO = Path(__file__).resolve().parents[1]
 DAGSTER = Path(sys.executable).parent / "dagster"
+DG = Path(sys.executable).parent / "dg"
 
 # Every asset of the pipeline, in graph order.
 PIPELINE_ASSETS = frozenset(
@@ -61,6 +62,13 @@ def materialize_command(config_file: str | Path, select: str = "*") -> list[str]
     ]  # fmt: skip
 
 
+def launch_command(select: str, *config_files: str | Path) -> list[str]:
+    """The modern CLI (`make demo` uses it): `dg launch --assets` on the code location that
+    [tool.dg] in pyproject.toml names; run it with cwd=REPO and dg_env."""
+    config = [arg for file in config_files for arg in ("-c", str(file))]
+    return [str(DG), "launch", "--assets", select, *config]
+
+
 def new_dagster_home(path: Path) -> Path:
     """A DAGSTER_HOME holding a copy of the project's dagster.yaml (SQLite storage)."""
     path.mkdir(parents=True, exist_ok=True)
@@ -73,6 +81,12 @@ def cli_env(home: Path, artifacts: Path) -> dict[str, str]:
     env = {**os.environ, "DAGSTER_HOME": str(home), "RL_ASSETS_ARTIFACTS": str(artifacts)}
     env.pop("RAY_ADDRESS", None)
     return env
+
+
+def dg_env(home: Path, artifacts: Path) -> dict[str, str]:
+    """cli_env for `dg`, which warns unless the project's venv is the active one (the Makefile
+    sets VIRTUAL_ENV the same way)."""
+    return {**cli_env(home, artifacts), "VIRTUAL_ENV": sys.prefix}
 
 
 @pytest.fixture
