@@ -13,6 +13,7 @@ from rl_assets.data.synthetic import generate_prices
 
 REPO = Path(__file__).resolve().parents[1]
 DAGSTER = Path(sys.executable).parent / "dagster"
+DG = Path(sys.executable).parent / "dg"
 
 # The training pipeline's assets, in graph order ...
 PIPELINE_ASSETS = frozenset(
@@ -83,6 +84,13 @@ def register_instruments(home: Path, *keys: str, env: dict | None = None) -> Non
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def launch_command(select: str, *config_files: str | Path, partition: str = EDGE) -> list[str]:
+    """The modern CLI (`make demo` uses it): `dg launch --assets` of one instrument on the
+    code location that [tool.dg] in pyproject.toml names; run it with cwd=REPO and dg_env."""
+    config = [arg for file in config_files for arg in ("-c", str(file))]
+    return [str(DG), "launch", "--assets", select, "--partition", partition, *config]
+
+
 def new_dagster_home(path: Path) -> Path:
     """A DAGSTER_HOME holding a copy of the project's dagster.yaml (SQLite storage)."""
     path.mkdir(parents=True, exist_ok=True)
@@ -132,6 +140,12 @@ def instance_with_instruments(tmp_path):
     with DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
         instance.add_dynamic_partitions("instrument", [EDGE, NULL])
         yield instance
+
+
+def dg_env(home: Path, artifacts: Path) -> dict[str, str]:
+    """cli_env for `dg`, which warns unless the project's venv is the active one (the Makefile
+    sets VIRTUAL_ENV the same way)."""
+    return {**cli_env(home, artifacts), "VIRTUAL_ENV": sys.prefix}
 
 
 @pytest.fixture

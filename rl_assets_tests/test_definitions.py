@@ -63,7 +63,12 @@ def test_training_and_promotion_take_concurrency_pools():
 def test_every_asset_has_a_group_and_a_description():
     for spec in defs.resolve_all_asset_specs():
         assert spec.group_name in {
-            "data", "training", "evaluation", "promotion", "signal", "monitoring"
+            "data",
+            "training",
+            "evaluation",
+            "promotion",
+            "signal",
+            "monitoring",
         }, spec.key
         assert spec.description, spec.key
 

@@ -8,6 +8,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ import yaml
 from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 from psycopg2 import sql
+from sqlalchemy.engine import make_url
 
-from rl_assets_tests.conftest import TINY_RUN_CONFIG
+from rl_assets_tests.conftest import TINY_RUN_CONFIG, dg_env, launch_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -49,8 +51,8 @@ def finite(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
 
 
-@pytest.fixture(scope="module")
-def test_database() -> Iterator[str]:
+@contextmanager
+def fresh_database() -> Iterator[str]:
     """A fresh database on the real server, dropped afterwards."""
     try:
         admin = connect("postgres")
@@ -78,6 +80,12 @@ def test_database() -> Iterator[str]:
             )
             cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
         admin.close()
+
+
+@pytest.fixture(scope="module")
+def test_database() -> Iterator[str]:
+    with fresh_database() as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
@@ -247,3 +255,50 @@ def test_instance_migrate_on_the_populated_database(pg_env, instance, test_datab
     assert [row["iteration"] for row in policy["history"]] == list(
         range(1, policy["iterations"] + 1)
     )
+
+
+# Dagster's documented storage block (dagster-postgres API docs): no `scheme`, so the URL is a
+# bare postgresql://, for which SQLAlchemy picks its default driver: psycopg2 in the pinned 2.0.
+DOCS_STORAGE = """\
+telemetry:
+  enabled: false
+storage:
+  postgres:
+    postgres_db:
+      username: {user}
+      password: "{password}"
+      hostname: {host}
+      db_name: {db_name}
+      port: {port}
+"""
+
+
+def test_dagster_docs_storage_block_without_scheme_works(tmp_path):
+    with fresh_database() as name:
+        home = tmp_path / "dagster_home"
+        home.mkdir()
+        (home / "dagster.yaml").write_text(DOCS_STORAGE.format(db_name=name, **SERVER))
+        proc = subprocess.run(
+            launch_command("raw_prices"),
+            cwd=REPO,
+            env=dg_env(home, tmp_path / "artifacts"),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, f"dg launch failed:\n{proc.stderr[-4000:]}"
+
+        with DagsterInstance.from_config(str(home)) as instance:
+            for storage in (instance.run_storage, instance.event_log_storage):
+                url = make_url(storage.postgres_url)
+                assert (url.drivername, url.get_dialect().driver) == ("postgresql", "psycopg2")
+            assert isinstance(instance.run_storage, PostgresRunStorage)
+            assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+            assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
+            event = instance.get_latest_materialization_event(AssetKey("raw_prices"))
+            assert event is not None
+        with connect(name) as conn, conn.cursor() as cur:
+            cur.execute("SELECT run_id, status FROM runs")
+            runs = cur.fetchall()
+        conn.close()
+        assert runs == [(event.run_id, DagsterRunStatus.SUCCESS.value)]

@@ -1,6 +1,7 @@
 """Prices: each instrument's raw daily bars and its leak-free train/validation split."""
 
 import math
+import warnings
 
 import dagster as dg
 import numpy as np
@@ -12,6 +13,18 @@ from rl_assets.data.synthetic import generate_prices, latest_business_day
 from rl_assets.data.versions import content_hash, split_record
 from rl_assets.failures import CONFIG, DATA, failure
 from rl_assets.instruments import InstrumentError, instrument_partitions, resolve
+
+
+def versioned_output(value: pd.DataFrame, **kwargs) -> dg.Output:
+    """An Output whose data version is its content hash: what marks downstream assets stale
+    when the data changed, and only then. ``data_version`` is a beta parameter in Dagster
+    1.13 that warns on every materialization; that one warning is silenced here, where the
+    parameter is used."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", r"Parameter `data_version` of initializer `Output\.__init__`", dg.BetaWarning
+        )
+        return dg.Output(value, data_version=dg.DataVersion(content_hash(value)), **kwargs)
 
 
 class RawPricesConfig(dg.Config):
@@ -114,9 +127,8 @@ def raw_prices(
         f"raw_prices {instrument}: {len(df)} rows {df.index[0].date()}..{df.index[-1].date()} "
         f"from {described}"
     )
-    return dg.Output(
+    return versioned_output(
         df,
-        data_version=dg.DataVersion(version),
         metadata={
             "rows": len(df),
             "first_date": str(df.index[0].date()),
@@ -319,9 +331,6 @@ def price_splits(context: dg.AssetExecutionContext, config: SplitConfig, raw_pri
         f"{config.validation_start}..{config.validation_end}"
     )
     for name, part in (("train_prices", train), ("validation_prices", validation)):
-        yield dg.Output(
-            part,
-            output_name=name,
-            data_version=dg.DataVersion(content_hash(part)),
-            metadata={**split_record(part), "split": method},
+        yield versioned_output(
+            part, output_name=name, metadata={**split_record(part), "split": method}
         )

@@ -33,6 +33,9 @@ from rl_assets.rl import checkpoints
 from rl_assets.rl.early_stopping import EarlyStopping
 from rl_assets.rl.env import TradingEnv, constant_policy, rollout
 from rl_assets.rl.metrics import sharpe_ratio
+from rl_assets.rl.quiet import quiet_rllib
+
+quiet_rllib()  # RLlib's known harmless notices, dropped by message (see rl_assets/rl/quiet.py)
 
 RL_MODULE_SUBDIR = Path("learner_group") / "learner" / "rl_module" / "default_policy"
 

@@ -1,0 +1,77 @@
+"""`make demo` as a newcomer runs it: no avoidable warning, training progress and the summary."""
+
+import logging
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+from dagster import AssetKey, DagsterEventType, DagsterInstance
+
+from rl_assets.definitions import defs
+from rl_assets_tests.conftest import EDGE, REPO, TINY_RUN_CONFIG, cli_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+# A Python warning category (BetaWarning, SupersessionWarning, DeprecationWarning, ...) or a
+# WARNING-level log line (Ray: "WARNING file.py:12 --", Dagster: " - WARNING - ").
+WARNING_LINE = re.compile(r"Warning|\bWARNING\b")
+PROGRESS_LINE = re.compile(r" - trained_policy - iteration (\d+): episodes \d+ \(total \d+/\d+\)")
+
+
+def test_make_demo_prints_progress_and_summary_and_no_avoidable_warning(tmp_path):
+    assert sys.prefix == str(REPO / ".venv"), "run the tests with the project's venv (make test)"
+    home, artifacts = tmp_path / "dagster_home", tmp_path / "artifacts"
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(yaml.safe_dump(TINY_RUN_CONFIG))
+    env = cli_env(home, artifacts)
+    for name in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
+        env.pop(name, None)  # a fresh top-level make, also under `make test`
+    proc = subprocess.run(
+        # -o: take the installed venv as it is (make test installed it before running pytest).
+        ["make", "-o", ".venv/.installed", "demo", f"DEMO_CONFIG={config_file}",
+         f"DEMO_INSTRUMENTS={EDGE}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+
+    assert [line for line in output.splitlines() if WARNING_LINE.search(line)] == []
+    # Dagster's DEBUG event stream stays out of the terminal...
+    assert " - DEBUG - " not in output and "STEP_START" not in output
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        policy = instance.get_latest_materialization_event(AssetKey("trained_policy"))
+        assert policy is not None
+        iterations = policy.asset_materialization.metadata["iterations"].value
+        records = instance.all_logs(policy.run_id)
+        checks = {
+            r.dagster_event.event_specific_data.asset_check_key
+            for r in records
+            if r.dagster_event
+            and r.dagster_event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+        }
+        # ...but the run's log keeps it (the UI shows every event).
+        assert any(
+            r.level == logging.DEBUG
+            and r.dagster_event
+            and r.dagster_event.event_type == DagsterEventType.STEP_START
+            for r in records
+        )
+        stored_progress = [
+            r.user_message for r in records if re.match(r"iteration \d+: episodes", r.user_message)
+        ]
+    assert checks == set(defs.resolve_asset_graph().asset_check_keys)  # the whole graph ran
+
+    # One progress line per training iteration, in order, in the terminal and in the log.
+    shown = [int(m.group(1)) for m in PROGRESS_LINE.finditer(proc.stderr)]
+    assert shown == list(range(1, iterations + 1))
+    assert len(stored_progress) == iterations
+    # The summary follows the run.
+    assert f"{EDGE}: run " in proc.stdout
+    assert f"training:    {iterations} iterations" in proc.stdout
+    assert "promoted:    yes, v0001" in proc.stdout
+    assert "signal:" in proc.stdout
+    # The temp store, not the repo's.
+    assert (artifacts / "registry" / EDGE / "champion.json").is_file()

@@ -1,0 +1,117 @@
+"""The `dg` CLI ([tool.dg] in pyproject.toml) sees the same definitions as the code location."""
+
+import json
+import subprocess
+
+import pytest
+from dagster import AssetKey, DagsterEventType, DagsterInstance
+
+from rl_assets.definitions import defs
+from rl_assets_tests.conftest import DG, REPO, dg_env, launch_command, new_dagster_home
+
+pytestmark = pytest.mark.e2e
+
+
+def run_dg(tmp_path, *args: str, timeout: int = 180) -> subprocess.CompletedProcess:
+    env = dg_env(new_dagster_home(tmp_path / "dagster_home"), tmp_path / "artifacts")
+    return subprocess.run(
+        [str(DG), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_dg_list_defs_lists_every_asset_check_job_sensor_and_schedule(tmp_path):
+    proc = run_dg(tmp_path, "list", "defs", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    listed = json.loads(proc.stdout)
+    graph = defs.resolve_asset_graph()
+    repo = defs.get_repository_def()
+
+    assert {a["asset_key"] for a in listed["assets"]} == {
+        k.to_user_string() for k in graph.get_all_asset_keys()
+    }
+    assert {(c["asset_key"], c["name"]) for c in listed["asset_checks"]} == {
+        (k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys
+    }
+    assert {j["name"] for j in listed["jobs"]} == {
+        j.name for j in repo.get_all_jobs() if not j.name.startswith("__")
+    }
+    assert {s["name"] for s in listed["sensors"]} == {s.name for s in repo.sensor_defs}
+    assert {s["name"] for s in listed["schedules"]} == {s.name for s in repo.schedule_defs}
+    assert proc.stderr == ""  # no warning either (e.g. about the venv)
+
+
+def test_dg_check_defs_loads_the_definitions(tmp_path):
+    proc = run_dg(tmp_path, "check", "defs")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "All definitions loaded successfully" in proc.stdout
+
+
+def test_dg_launch_materializes_a_selection_with_its_checks(tmp_path):
+    home = new_dagster_home(tmp_path / "dagster_home")
+    proc = subprocess.run(
+        launch_command("raw_prices"),
+        cwd=REPO,
+        env=dg_env(home, tmp_path / "artifacts"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # dg launch is the supported CLI: no SupersessionWarning (nor any other warning).
+    output = (proc.stdout + proc.stderr).splitlines()
+    assert [line for line in output if "Warning" in line] == []
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        event = instance.get_latest_materialization_event(AssetKey("raw_prices"))
+        assert event is not None
+        assert instance.get_latest_materialization_event(AssetKey("train_prices")) is None
+        checked = {
+            r.dagster_event.event_specific_data.asset_check_key
+            for r in instance.all_logs(
+                event.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+            )
+        }
+    expected = {
+        k for k in defs.resolve_asset_graph().asset_check_keys if k.asset_key.path == ["raw_prices"]
+    }
+    assert expected and checked == expected
+
+
+ASSETS_AND_CHECKS_QUERY = """
+{ assetNodes { assetKey { path }
+    assetChecksOrError { __typename ... on AssetChecks { checks { name } } } } }
+"""
+
+
+@pytest.mark.slow
+def test_dg_dev_serves_the_same_definitions(tmp_path):
+    from rl_assets_tests.test_ui_browser import DevServer, free_port, signals_not_ignored
+
+    home = new_dagster_home(tmp_path / "dagster_home")
+    port = free_port()
+    log_path = tmp_path / "dg_dev.log"
+    with open(log_path, "w") as log, signals_not_ignored():
+        proc = subprocess.Popen(
+            [str(DG), "dev", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=REPO,
+            env=dg_env(home, tmp_path / "artifacts"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, stopped as one
+        )
+    server = DevServer(proc, home, f"http://127.0.0.1:{port}", log_path)
+    try:
+        server.wait_ready()
+        nodes = server.graphql(ASSETS_AND_CHECKS_QUERY)["data"]["assetNodes"]
+    finally:
+        server.stop()
+    served = {
+        ("/".join(n["assetKey"]["path"]), c["name"])
+        for n in nodes
+        for c in n["assetChecksOrError"]["checks"]
+    }
+    graph = defs.resolve_asset_graph()
+    assert {"/".join(n["assetKey"]["path"]) for n in nodes} == {
+        k.to_user_string() for k in graph.get_all_asset_keys()
+    }
+    assert served == {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
