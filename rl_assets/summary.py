@@ -7,12 +7,17 @@ the gate refused a candidate count as success: a refusal is a result, not a cras
 """
 
 import argparse
+from pathlib import Path
 
 import dagster as dg
 from dagster import DagsterEventType
 
+from rl_assets.assets.monitoring import DECAY_CHECK
+from rl_assets.assets.signal import read_latest_signal
 from rl_assets.automation.retries import failure_kind
 from rl_assets.instruments import registered
+from rl_assets.registry import Registry
+from rl_assets.resources import default_artifacts_root
 
 
 def _materializations(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict]:
@@ -85,7 +90,11 @@ def describe(instance: dg.DagsterInstance, instrument: str) -> tuple[list[str], 
             f"deflated Sharpe {_fmt(report['deflated_sharpe'])}"
         )
     checks = _checks(instance, run.run_id)
-    data_checks = [c for c in checks if not c.check_name.startswith("candidate_")]
+    data_checks = [
+        c
+        for c in checks
+        if not c.check_name.startswith("candidate_") and c.check_name != DECAY_CHECK
+    ]
     bad_data = [c.check_name for c in data_checks if not c.passed]
     if data_checks:
         lines.append(
@@ -106,20 +115,45 @@ def describe(instance: dg.DagsterInstance, instrument: str) -> tuple[list[str], 
             )
     if report:
         lines.append(f"  report:      {report['report_file']}")
+    kind = failure_kind(instance, run.run_id) if run.status == dg.DagsterRunStatus.FAILURE else ""
     if promoted:
         lines.append(f"  promoted:    yes, {promoted['version']} (replaced {promoted['replaced']})")
-        return lines, "promoted"
-    kind = failure_kind(instance, run.run_id) if run.status == dg.DagsterRunStatus.FAILURE else ""
-    if kind == "gate":
+        outcome = "promoted"
+    elif kind == "gate":
         lines.append("  promoted:    no: the gate refused the candidate; the champion is unchanged")
-        return lines, "refused"
-    reason = _failure(instance, run.run_id)
-    if reason:
-        lines.append(f"  failed:      {reason}")
-    return (
-        lines,
-        "failed" if run.status == dg.DagsterRunStatus.FAILURE else run.status.value.lower(),
-    )
+        outcome = "refused"
+    else:
+        reason = _failure(instance, run.run_id)
+        if reason:
+            lines.append(f"  failed:      {reason}")
+        failed = run.status == dg.DagsterRunStatus.FAILURE
+        outcome = "failed" if failed else run.status.value.lower()
+    return lines + _in_use(mats, instrument), outcome
+
+
+def _in_use(mats: dict[str, dict], instrument: str) -> list[str]:
+    """The latest signal downstream systems read, and how the champion fares since validation."""
+    registry = Registry.for_instrument(Path(default_artifacts_root()) / "registry", instrument)
+    signal = read_latest_signal(default_artifacts_root(), instrument)
+    if signal is not None:
+        probability = signal["action_probabilities"][str(signal["position"])]
+        line = (
+            f"  signal:      position {signal['position']:+.0f} for the session after "
+            f"{signal['as_of']} (p={probability:.2f}, champion {signal['champion_version']})"
+        )
+    elif registry.champion() is None:
+        line = "  signal:      none: no champion yet"
+    else:
+        line = "  signal:      none yet: materialize trading_signal"
+    lines = [line]
+    watch = mats.get("champion_performance")
+    if watch:
+        verdict = "DECAYED" if watch["decayed"] else "within the band"
+        lines.append(
+            f"  monitoring:  live Sharpe {_fmt(watch['live_sharpe'])} over {watch['days']} days "
+            f"after validation, lower bound {_fmt(watch['lower_bound'])}: {verdict}"
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
