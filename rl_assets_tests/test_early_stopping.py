@@ -61,3 +61,30 @@ def test_update_after_stop_is_an_error():
 def test_bad_settings_name_the_value(kw, message):
     with pytest.raises(ValueError, match=message):
         EarlyStopping(**kw)
+
+
+@pytest.mark.slow
+def test_train_ppo_stops_by_patience_and_keeps_the_best_iteration(local_ray, closes, tmp_path):
+    """Inside real training: a budget far away and patience 1, so only patience can stop it."""
+    from rl_assets.rl.training import TrainingSpec, train_ppo, with_history
+    from rl_assets_tests.conftest import TINY_SPEC
+
+    spec = TrainingSpec(
+        **{**TINY_SPEC, "target_episodes": 400},
+        patience=1,
+        min_iterations=2,
+        max_iterations=100,
+    )
+    train, val = closes[:900], closes[900:1150]
+    out = train_ppo(
+        spec, train, with_history(train, val, spec.window), tmp_path, log=lambda _: None
+    )
+    scores = [row["validation/sharpe"] for row in out["history"]]
+    assert out["stop_reason"] == PATIENCE
+    assert out["episodes_total"] < spec.target_episodes and out["iterations"] < 100
+    # It stopped at the first iteration (from the second on) that did not beat the best ...
+    assert out["iterations"] >= 2 and scores[-1] <= max(scores[:-1])
+    assert all(b > max(scores[:i]) for i, b in enumerate(scores[1:-1], start=1))
+    # ... and kept the best iteration's checkpoint.
+    assert out["best_iteration"] == 1 + scores.index(max(scores))
+    assert out["best_validation_sharpe"] == max(scores)
