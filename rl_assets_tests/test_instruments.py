@@ -139,6 +139,6 @@ def test_the_cli_scans_lists_and_refuses_unknown_keys(prices_dir, bars, capsys, 
         assert main(["list"]) == 0
         listing = capsys.readouterr().out
         assert "SPY" in listing and "SYN_MOMENTUM" in listing and "registered" in listing
-        assert registered(instance) == ["SPY", "SYN_MOMENTUM", "SYN_NULL"]
+        assert registered(instance) == ["SPY", "SYN_FADING", "SYN_MOMENTUM", "SYN_NULL"]
         instance_keys = set(instruments_in_file(prices_dir / "SPY.csv"))
         assert instance_keys == {"SPY"}

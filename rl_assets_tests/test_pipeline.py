@@ -70,6 +70,8 @@ def passing_run(local_ray, instance, artifacts):
         # Half a year of data after validation, for the untouched test window.
         "raw_prices": {"config": {"end": "2024-06-28"}},
         "validation_report": {"config": {"test_start": "2024-01-01", "test_end": "2024-06-28"}},
+        # The signal is asked for as of the data's end, so those prices are not stale.
+        "trading_signal": {"config": {"as_of": "2024-06-28"}},
     }
     return run(instance, config, EDGE)
 

@@ -245,7 +245,7 @@ def validation_report(
         f"{report['validation_sharpe']:.3f} (gap {report['sharpe_gap']:.3f}).\n\n"
         f"Probabilistic Sharpe (vs 0): {psr:.3f}. Deflated Sharpe of the returns over "
         f"buy-and-hold: {dsr['dsr']:.3f} (vs {dsr['benchmark_sharpe']:.2f}, the expected best "
-        f"of {dsr['trials']} unskilled iterations).\n\nSharpe difference vs buy-and-hold: {ci['difference']:.3f}, "
+        f"of {dsr['trials']:.1f} effective unskilled iterations).\n\nSharpe difference vs buy-and-hold: {ci['difference']:.3f}, "
         f"{ci['confidence']:.0%} block-bootstrap CI [{ci['low']:.3f}, {ci['high']:.3f}]."
     )
     (out_dir / "report.md").write_text(

@@ -64,7 +64,7 @@ def champion_performance(
     else:
         live = {"returns": np.zeros(0), "positions": np.zeros(0), "sharpe": 0.0}
     test = sharpe_decay_test(
-        live["returns"], val["returns"], config.confidence, champion.get("trial_sharpes", [])
+        live["returns"], val["returns"], config.confidence, len(champion.get("trial_sharpes", []))
     )
     days = len(live["returns"])
     enough = days >= config.min_live_days

@@ -25,7 +25,7 @@ from rl_assets import constants
 from rl_assets.data.versions import describe_split
 from rl_assets.rl import checkpoints
 from rl_assets.rl.env import ACTION_SETS
-from rl_assets.rl.stats import deflated_sharpe_ratio
+from rl_assets.rl.stats import deflated_sharpe_against_noise, effective_trials
 from rl_assets.rl.training import (
     RL_MODULE_SUBDIR,
     TrainingSpec,
@@ -189,6 +189,7 @@ class Measurements:
     train_sharpe: float = math.nan
     buy_and_hold_sharpe: float = math.nan
     trial_sharpes: list[float] = field(default_factory=list)
+    trial_returns: list[np.ndarray] = field(default_factory=list)
     recorded_splits: dict[str, dict] = field(default_factory=dict)
     current_splits: dict[str, dict] = field(default_factory=dict)
     champion_version: str | None = None
@@ -254,6 +255,7 @@ def measure(evidence: Evidence) -> Measurements:
     m.buy_and_hold_sharpe = held["sharpe"]
     m.buy_and_hold_returns = held["returns"]
     m.trial_sharpes = [float(row["validation/sharpe"]) for row in candidate["history"]]
+    m.trial_returns = list(candidate.get("trial_validation_returns", []))
     if evidence.champion is not None:
         m.champion_version = evidence.champion["version"]
         m.champion_sharpe = policy_sharpe_on(evidence.champion, evidence)
@@ -381,14 +383,23 @@ def skill_over_buy_and_hold(m: Measurements) -> dict[str, float]:
     """The Deflated Sharpe Ratio of the policy's returns over buy-and-hold's, day by day.
 
     Skill is judged relative to the trivial alternative: a mostly-long policy in a rising
-    year has a fine Sharpe ratio of its own and no skill. The benchmark is the best of the
-    iterations early stopping chose among; their spread is that of their validation Sharpe
-    ratios (buy-and-hold is the same for every iteration, so it shifts them all alike).
+    year has a fine Sharpe ratio of its own and no skill. The benchmark is the expected best
+    of as many unskilled trials as early stopping chose among, each varying by the sampling
+    noise of a Sharpe ratio over these days (``deflated_sharpe_against_noise`` says why not
+    the spread the iterations showed). Iterations are much alike, so they count as their
+    effective number (``effective_trials``, from how correlated their daily validation
+    returns over buy-and-hold were); without their returns, every iteration counts.
     """
-    if len(m.buy_and_hold_returns) != len(m.validation_returns):
-        return deflated_sharpe_ratio(m.validation_returns, m.trial_sharpes)
-    active = np.asarray(m.validation_returns) - np.asarray(m.buy_and_hold_returns)
-    return deflated_sharpe_ratio(active, m.trial_sharpes)
+    held = np.asarray(m.buy_and_hold_returns)
+    if len(held) != len(m.validation_returns):
+        held = np.zeros(len(m.validation_returns))
+    active = np.asarray(m.validation_returns) - held
+    trial_active = [np.asarray(r, dtype=np.float64) - held for r in m.trial_returns]
+    if len(trial_active) == len(m.trial_sharpes) and all(len(r) == len(held) for r in trial_active):
+        trials = effective_trials(trial_active)
+    else:
+        trials = float(max(len(m.trial_sharpes), 1))
+    return deflated_sharpe_against_noise(active, trials)
 
 
 def deflated_sharpe_at_least_confidence(
@@ -404,8 +415,8 @@ def deflated_sharpe_at_least_confidence(
         round(dsr["dsr"], 4),
         t.min_deflated_sharpe,
         f"P(the policy's true Sharpe over buy-and-hold > {dsr['benchmark_sharpe']:.2f}, the "
-        f"expected best of {dsr['trials']} unskilled iterations) = {dsr['dsr']:.3f}; "
-        f"PSR vs 0 = {dsr['psr']:.3f}",
+        f"expected best of {dsr['trials']:.1f} effective unskilled iterations of "
+        f"{len(m.trial_sharpes)}) = {dsr['dsr']:.3f}; PSR vs 0 = {dsr['psr']:.3f}",
     )
 
 

@@ -61,7 +61,7 @@ def probabilistic_sharpe_ratio(
     )
 
 
-def expected_max_sharpe_from_variance(variance: float, trials: int) -> float:
+def expected_max_sharpe_from_variance(variance: float, trials: float) -> float:
     """E[max SR] of ``trials`` unskilled trials whose Sharpes have ``variance``.
 
     SR* = sqrt(V[SR]) ((1 - gamma) Phi^-1(1 - 1/N) + gamma Phi^-1(1 - 1/(N e))), where
@@ -153,6 +153,60 @@ def deflated_sharpe_ratio(
     )
 
 
+def null_trial_variance(observations: int, periods_per_year: float = TRADING_DAYS) -> float:
+    """Annualised variance of an unskilled strategy's Sharpe estimate over ``observations``
+    returns: 1 / (T - 1) per period (Lo 2002, at a true Sharpe of 0)."""
+    return periods_per_year / max(observations - 1, 1)
+
+
+def effective_trials(trial_returns) -> float:
+    """How many independent trials a set of correlated ones is worth: N / (1 + (N - 1) rho),
+    rho the mean pairwise correlation of their daily returns (the design effect of
+    correlated tests), between 1 and N. Two trials whose returns do not vary (identical
+    policies, or one that never differs from its benchmark) count as perfectly correlated."""
+    series = [np.asarray(r, dtype=np.float64) for r in trial_returns]
+    n = len(series)
+    if n < 2 or len({s.size for s in series}) != 1:
+        return float(max(n, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.corrcoef(np.vstack(series))
+    corr = np.where(np.isfinite(corr), corr, 1.0)
+    rho = float((corr.sum() - np.trace(corr)) / (n * (n - 1)))
+    rho = min(max(rho, 0.0), 1.0)
+    return float(min(max(n / (1.0 + (n - 1) * rho), 1.0), n))
+
+
+def deflated_sharpe_against_noise(returns, trials: float) -> dict[str, float]:
+    """The DSR of ``returns`` chosen as the best of ``trials`` candidates, where an unskilled
+    candidate's Sharpe varies only by sampling noise over these days.
+
+    Bailey and Lopez de Prado estimate the unskilled trials' spread from the trials' own
+    Sharpe ratios, which suits trials that are different unskilled strategies. Training
+    iterations are not that: their Sharpe ratios differ mostly by what the policy has
+    learned by then, so their spread measures learning, not luck, and deflating by it
+    refuses any policy that learned fast. Here the spread is the null sampling variance of
+    a Sharpe estimate over the same number of days, and ``trials`` the effective number of
+    iterations early stopping chose among (``effective_trials``: consecutive iterations are
+    much alike). ``trials`` may be fractional.
+    """
+    moments = _moments(returns)
+    variance = null_trial_variance(int(np.asarray(returns).size))
+    benchmark = expected_max_sharpe_from_variance(variance / TRADING_DAYS, trials)
+    out = {
+        "dsr": 0.0,
+        "psr": 0.0,
+        "trials": trials,
+        "benchmark_sharpe": benchmark * math.sqrt(TRADING_DAYS),
+        "benchmark_sharpe_per_period": benchmark,
+    }
+    if moments is not None:
+        sharpe, t, skew, kurt = moments
+        per_period = sharpe / math.sqrt(TRADING_DAYS)
+        out["dsr"] = probabilistic_sharpe_from_moments(per_period, benchmark, t, skew, kurt)
+        out["psr"] = probabilistic_sharpe_from_moments(per_period, 0.0, t, skew, kurt)
+    return out
+
+
 def bootstrap_sharpe_difference(
     a, b, n_resamples: int = 2000, block: int = 10, confidence: float = 0.95, seed: int = 0
 ) -> dict[str, float]:
@@ -201,17 +255,17 @@ def sharpe_standard_error(returns) -> tuple[float, float, int]:
 
 
 def sharpe_decay_test(
-    live, validation, confidence: float = 0.95, trial_annual_sharpes=()
+    live, validation, confidence: float = 0.95, trials: int = 1
 ) -> dict[str, float]:
     """Is the live Sharpe ratio significantly below what the validation one implies?
 
     Two independent Sharpe estimates: z = (SR_live - SR_expected) / sqrt(se_live^2 +
     se_val^2), both standard errors PSR-style (skewness and kurtosis included). The
-    validation figure is the best of the iterations early stopping chose among
-    (``trial_annual_sharpes``), so it is biased upward by selection: the expected live
-    Sharpe is the validation Sharpe minus the expected best of that many trials with that
-    spread (the Deflated Sharpe's benchmark), floored at 0 (or at the validation Sharpe if
-    that was negative). It is also itself an estimate over a few hundred days, so the bound widens with its
+    validation figure is the best of the ``trials`` iterations early stopping chose among, so
+    it is biased upward by selection: the expected live Sharpe is the validation Sharpe
+    minus the expected best of that many unskilled trials (the gate's Deflated Sharpe
+    benchmark, see ``deflated_sharpe_against_noise``), floored at 0 (or at the validation
+    Sharpe if that was negative). It is also itself an estimate over a few hundred days, so the bound widens with its
     error as well as with the live one. ``decayed`` when z is below the one-sided
     ``confidence`` quantile. Annual units in the result.
     """
@@ -220,9 +274,8 @@ def sharpe_decay_test(
     live_sr, live_se, live_n = sharpe_standard_error(live)
     val_sr, val_se, val_n = sharpe_standard_error(validation)
     scale = math.sqrt(TRADING_DAYS)
-    trials = np.asarray(trial_annual_sharpes, dtype=np.float64)
-    variance = float(trials.var(ddof=1)) if trials.size >= 2 else 0.0
-    selection = expected_max_sharpe_from_variance(variance, int(trials.size)) / scale
+    variance = null_trial_variance(val_n)
+    selection = expected_max_sharpe_from_variance(variance, int(trials)) / scale
     expected = min(val_sr, max(val_sr - selection, 0.0))
     se = math.sqrt(live_se**2 + val_se**2)
     critical = float(stats.norm.ppf(confidence))
