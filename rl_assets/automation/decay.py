@@ -8,7 +8,13 @@ from dagster._core.event_api import PartitionKeyFilter
 
 from rl_assets import constants
 from rl_assets.assets.monitoring import DECAY_CHECK
-from rl_assets.automation.jobs import _deep_merge, extra_run_config, retrain_job, run_request_for
+from rl_assets.automation.jobs import (
+    _deep_merge,
+    extra_run_config,
+    retrain_job,
+    run_request_for,
+    run_with_key,
+)
 from rl_assets.automation.retries import infrastructure_retries
 from rl_assets.automation.sensors import max_retries, sensor_interval_seconds
 from rl_assets.instruments import InstrumentError, registered, resolve
@@ -65,14 +71,9 @@ def champion_decay_sensor(
             continue
         meta = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
         run_key = f"decay:{instrument}:{meta.get('champion_version')}:{meta.get('data_version')}"
-        ran = context.instance.get_runs(
-            filters=dg.RunsFilter(
-                tags={"dagster/run_key": run_key, "dagster/sensor_name": DECAY_SENSOR}
-            ),
-            limit=1,
-        )
-        if ran:
-            notes.append(f"{instrument}: already retrained on this data ({ran[0].run_id})")
+        ran = run_with_key(context.instance, DECAY_SENSOR, run_key)
+        if ran is not None:
+            notes.append(f"{instrument}: already retrained on this data ({ran.run_id})")
             continue
         try:
             source = resolve(instrument)

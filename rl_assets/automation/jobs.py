@@ -215,6 +215,30 @@ def finished_run(instance: dg.DagsterInstance, instrument: str, content: str, co
     return runs[0] if runs else None
 
 
+def registered_sources(
+    instance: dg.DagsterInstance, problems: list[str]
+) -> list[tuple[str, InstrumentSource, str]]:
+    """(instrument, where its prices come from, their content digest) for every registered
+    instrument whose prices can be read; the others are reported in ``problems``."""
+    found = []
+    for instrument in registered(instance):
+        try:
+            source = resolve(instrument)
+            found.append((instrument, source, source_content(source)))
+        except (InstrumentError, PriceSourceError, OSError) as err:
+            problems.append(f"{instrument}: {err}")
+    return found
+
+
+def run_with_key(instance: dg.DagsterInstance, sensor: str, run_key: str) -> dg.DagsterRun | None:
+    """The run ``sensor`` already launched for ``run_key``, if any (what makes run keys dedupe)."""
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(tags={"dagster/run_key": run_key, "dagster/sensor_name": sensor}),
+        limit=1,
+    )
+    return runs[0] if runs else None
+
+
 @dg.schedule(
     job=retrain_job,
     cron_schedule="0 6 * * 1",
@@ -232,13 +256,7 @@ def weekly_retrain_schedule(
     extra = extra_run_config()
     config = config_digest(extra)
     requests, skipped = [], []
-    for instrument in registered(context.instance):
-        try:
-            source = resolve(instrument)
-            content = source_content(source)
-        except (InstrumentError, PriceSourceError, OSError) as err:
-            skipped.append(f"{instrument}: {err}")
-            continue
+    for instrument, source, content in registered_sources(context.instance, skipped):
         done = finished_run(context.instance, instrument, content, config)
         if done is not None:
             skipped.append(
@@ -271,13 +289,7 @@ def daily_signal_schedule(
 ) -> list[dg.RunRequest] | dg.SkipReason:
     """One signal run per registered instrument; off until turned on."""
     requests, skipped = [], []
-    for instrument in registered(context.instance):
-        try:
-            source = resolve(instrument)
-            content = source_content(source)
-        except (InstrumentError, PriceSourceError, OSError) as err:
-            skipped.append(f"{instrument}: {err}")
-            continue
+    for instrument, source, content in registered_sources(context.instance, skipped):
         requests.append(
             run_request_for(instrument, source, content, {}, artifacts.path, "signal_schedule")
         )

@@ -20,6 +20,7 @@ from rl_assets.automation.jobs import (
     extra_run_config,
     retrain_job,
     retrain_run_config,
+    run_with_key,
     sha256_hex,
     snapshot_prices,
 )
@@ -170,14 +171,6 @@ def instruments_of(path: Path, data: bytes) -> list[tuple[str, str, str]]:
     return [(key_from_file(path), sha256_hex(data), "")]
 
 
-def run_exists(instance: dg.DagsterInstance, run_key: str) -> dg.DagsterRun | None:
-    runs = instance.get_runs(
-        filters=dg.RunsFilter(tags={RUN_KEY_TAG: run_key, "dagster/sensor_name": SENSOR_NAME}),
-        limit=1,
-    )
-    return runs[0] if runs else None
-
-
 @dg.sensor(
     name=SENSOR_NAME,
     job=retrain_job,
@@ -234,7 +227,7 @@ def new_prices_sensor(
         unchanged = []
         for instrument, content, symbol in found:
             run_key = f"{instrument}:{content}"
-            earlier = run_exists(context.instance, run_key)
+            earlier = run_with_key(context.instance, SENSOR_NAME, run_key)
             if earlier is not None:
                 unchanged.append(instrument)
                 continue
