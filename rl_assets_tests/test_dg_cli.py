@@ -7,7 +7,15 @@ import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance
 
 from rl_assets.definitions import defs
-from rl_assets_tests.conftest import DG, REPO, dg_env, launch_command, new_dagster_home
+from rl_assets_tests.conftest import (
+    DG,
+    EDGE,
+    REPO,
+    dg_env,
+    launch_command,
+    new_dagster_home,
+    register_instruments,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -48,10 +56,12 @@ def test_dg_check_defs_loads_the_definitions(tmp_path):
 
 def test_dg_launch_materializes_a_selection_with_its_checks(tmp_path):
     home = new_dagster_home(tmp_path / "dagster_home")
+    env = dg_env(home, tmp_path / "artifacts")
+    register_instruments(home, EDGE, env=env)  # --partition needs a registered instrument
     proc = subprocess.run(
-        launch_command("raw_prices"),
+        launch_command("raw_prices", partition=EDGE),
         cwd=REPO,
-        env=dg_env(home, tmp_path / "artifacts"),
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
@@ -64,13 +74,17 @@ def test_dg_launch_materializes_a_selection_with_its_checks(tmp_path):
     with DagsterInstance.from_config(str(home)) as instance:
         event = instance.get_latest_materialization_event(AssetKey("raw_prices"))
         assert event is not None
+        assert event.dagster_event.partition == EDGE
         assert instance.get_latest_materialization_event(AssetKey("train_prices")) is None
-        checked = {
-            r.dagster_event.event_specific_data.asset_check_key
+        evaluations = [
+            r.dagster_event.event_specific_data
             for r in instance.all_logs(
                 event.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
             )
-        }
+        ]
+        checked = {e.asset_check_key for e in evaluations}
+        # Each check result is recorded for the instrument the run materialized.
+        assert {e.partition for e in evaluations} == {EDGE}
     expected = {
         k for k in defs.resolve_asset_graph().asset_check_keys if k.asset_key.path == ["raw_prices"]
     }

@@ -1,4 +1,5 @@
-"""PostgreSQL instance storage: the real CLI run lands its training metrics in a fresh database."""
+"""PostgreSQL instance storage: an instrument registered and run through the real CLI lands its
+partitions, runs and training metrics in a fresh database, which is dropped afterwards."""
 
 import math
 import os
@@ -20,7 +21,15 @@ from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, Postgr
 from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
-from rl_assets_tests.conftest import TINY_RUN_CONFIG, dg_env, launch_command
+from rl_assets import display
+from rl_assets_tests.conftest import (
+    EDGE,
+    TINY_RUN_CONFIG,
+    dg_env,
+    launch_command,
+    materialize_command,
+    register_instruments,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -79,7 +88,10 @@ def fresh_database() -> Iterator[str]:
                 (name,),
             )
             cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            left = cur.fetchone()
         admin.close()
+        assert left is None, f"database {name} was not dropped"
 
 
 @pytest.fixture(scope="module")
@@ -130,22 +142,16 @@ def dagster_cli(env: dict[str, str], *args: str, timeout: int) -> subprocess.Com
 
 @pytest.fixture(scope="module")
 def pipeline_run(pg_env, tmp_path_factory) -> dict[str, Any]:
-    """Materialize every asset once through the real CLI against the PostgreSQL instance."""
+    """Register the planted-edge instrument in the PostgreSQL instance, then materialize every
+    asset of it once through the real CLI."""
     config_file = tmp_path_factory.mktemp("run_config") / "cfg.yaml"
     config_file.write_text(yaml.safe_dump(TINY_RUN_CONFIG))
+    register_instruments(Path(pg_env["DAGSTER_HOME"]), EDGE, env=pg_env)
     started = time.monotonic()
-    proc = dagster_cli(
-        pg_env,
-        "asset",
-        "materialize",
-        "--select",
-        "*",
-        "-m",
-        "rl_assets.definitions",
-        "-c",
-        str(config_file),
-        timeout=600,
-    )
+    proc = subprocess.run(
+        materialize_command(config_file, partition=EDGE),
+        cwd=REPO, env=pg_env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
     assert proc.returncode == 0, f"dagster asset materialize failed:\n{proc.stderr[-4000:]}"
     return {"seconds": time.monotonic() - started, "stderr": proc.stderr}
 
@@ -177,10 +183,18 @@ def test_every_storage_is_postgres_and_holds_the_run(instance, test_database):
         rows = cur.fetchall()
         cur.execute("SELECT status FROM runs")
         statuses = [r[0] for r in cur.fetchall()]
+        cur.execute(
+            "SELECT partition FROM dynamic_partitions WHERE partitions_def_name = %s",
+            ("instrument",),
+        )
+        instruments = [r[0] for r in cur.fetchall()]
     conn.close()
     assert len(rows) == 1
     assert '"validation/sharpe"' in rows[0][0]
     assert statuses == [DagsterRunStatus.SUCCESS.value]
+    # The registered instrument is a partition stored in PostgreSQL too.
+    assert instruments == [EDGE]
+    assert instance.get_dynamic_partitions("instrument") == [EDGE]
 
 
 def test_run_materialized_every_asset_and_evaluated_every_check(instance):
@@ -188,15 +202,23 @@ def test_run_materialized_every_asset_and_evaluated_every_check(instance):
 
     graph = defs.resolve_asset_graph()
     _, run_id = metadata(instance, "trained_policy")
-    assert instance.get_run_by_id(run_id).status == DagsterRunStatus.SUCCESS
+    run = instance.get_run_by_id(run_id)
+    assert run.status == DagsterRunStatus.SUCCESS
+    assert run.tags["dagster/partition"] == EDGE
     for key in graph.get_all_asset_keys():
         event = instance.get_latest_materialization_event(key)
         assert event is not None and event.run_id == run_id, key
+        assert event.dagster_event.partition == EDGE, key
     evaluations = {
         r.dagster_event.event_specific_data.asset_check_key: r.dagster_event.event_specific_data
         for r in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
     }
     assert set(evaluations) == set(graph.asset_check_keys)
+    # Each result is stored for the instrument (the UI's per-partition check status).
+    assert {e.partition for e in evaluations.values()} == {EDGE}
+    assert all(e.passed for e in evaluations.values()), {
+        k.name: e.passed for k, e in evaluations.items()
+    }
 
 
 def test_per_iteration_training_metrics_are_queryable(instance):
@@ -215,28 +237,31 @@ def test_per_iteration_training_metrics_are_queryable(instance):
     assert policy["episodes_total"] == history[-1]["episodes_total"]
     best = policy["best_iteration"]
     assert 1 <= best <= n
-    assert history[best - 1]["validation/sharpe"] == pytest.approx(
-        policy["best_validation_sharpe"], abs=1e-12
-    )
-    assert max(row["validation/sharpe"] for row in history) == pytest.approx(
-        policy["best_validation_sharpe"], abs=1e-12
-    )
+    # The history keeps full precision; the figure shown in the UI is it to 3 decimals.
+    best_sharpe = history[best - 1]["validation/sharpe"]
+    assert max(row["validation/sharpe"] for row in history) == best_sharpe
+    assert policy["best_validation_sharpe"] == display.ratio(best_sharpe)
     for key in ("best_validation_sharpe", "buy_and_hold_validation_sharpe", "seconds"):
         assert finite(policy[key]), key
 
 
 def test_validation_report_metrics_are_queryable(instance):
-    report, report_run = metadata(instance, "validation_report")
+    shown, report_run = metadata(instance, "validation_report")
     policy, policy_run = metadata(instance, "trained_policy")
     assert report_run == policy_run
     for key in REPORT_METRICS:
-        assert finite(report[key]), (key, report.get(key))
+        assert finite(shown[key]), (key, shown.get(key))
+    # The full-precision report is stored too; the shown figures are it, rounded.
+    report = shown["report"]
     assert report["sharpe_gap"] == pytest.approx(
         report["train_sharpe"] - report["validation_sharpe"], abs=1e-9
     )
+    for key in ("validation_sharpe", "train_sharpe", "sharpe_gap"):
+        assert shown[key] == display.ratio(report[key]), key
     # The report restores the best checkpoint: the same greedy policy on the same days.
-    assert report["validation_sharpe"] == pytest.approx(policy["best_validation_sharpe"], abs=1e-6)
-    assert "| policy |" in report["metrics"]
+    best_sharpe = policy["history"][policy["best_iteration"] - 1]["validation/sharpe"]
+    assert report["validation_sharpe"] == pytest.approx(best_sharpe, abs=1e-6)
+    assert "| policy |" in shown["metrics"]
 
 
 def test_instance_migrate_on_the_populated_database(pg_env, instance, test_database):
@@ -278,10 +303,12 @@ def test_dagster_docs_storage_block_without_scheme_works(tmp_path):
         home = tmp_path / "dagster_home"
         home.mkdir()
         (home / "dagster.yaml").write_text(DOCS_STORAGE.format(db_name=name, **SERVER))
+        env = dg_env(home, tmp_path / "artifacts")
+        register_instruments(home, EDGE, env=env)
         proc = subprocess.run(
-            launch_command("raw_prices"),
+            launch_command("raw_prices", partition=EDGE),
             cwd=REPO,
-            env=dg_env(home, tmp_path / "artifacts"),
+            env=env,
             capture_output=True,
             text=True,
             timeout=300,
@@ -296,7 +323,7 @@ def test_dagster_docs_storage_block_without_scheme_works(tmp_path):
             assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
             assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
             event = instance.get_latest_materialization_event(AssetKey("raw_prices"))
-            assert event is not None
+            assert event is not None and event.dagster_event.partition == EDGE
         with connect(name) as conn, conn.cursor() as cur:
             cur.execute("SELECT run_id, status FROM runs")
             runs = cur.fetchall()

@@ -12,14 +12,17 @@ import yaml
 
 from rl_assets import constants
 from rl_assets.data.sources import PRICES_FILE_ENV_VAR
-from rl_assets.data.synthetic import generate_prices
+from rl_assets.data.synthetic import generate_prices, latest_business_day
 from rl_assets_tests.conftest import materialize_command, materialize_instrument
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def generated():
-    return generate_prices(constants.GENERATOR_START, constants.GENERATOR_END, seed=7)
+    """A user's file is current: bars up to the latest business day, so the champion's
+    signal is not refused as stale (the training and validation bars are the same whatever
+    the end: the generator is prefix-stable)."""
+    return generate_prices(constants.GENERATOR_START, latest_business_day(), seed=7)
 
 
 def with_source(run_config: dict, **raw_config) -> dict:
@@ -82,6 +85,7 @@ def test_a_yahoo_csv_in_the_prices_directory_through_the_cli(tmp_path, tiny_run_
     finally:
         instance.dispose()
     assert (tmp_path / "artifacts" / "registry" / "SPY" / "champion.json").exists()
+    assert (tmp_path / "artifacts" / "signals" / "SPY" / "latest.json").exists()
 
 
 @pytest.mark.slow
@@ -96,7 +100,7 @@ def test_parquet_through_the_whole_graph(tmp_path, tiny_run_config, monkeypatch)
     )
     assert result.success
     done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert {"raw_prices", "trained_policy", "promoted_policy"} <= done
+    assert {"raw_prices", "trained_policy", "promoted_policy", "trading_signal"} <= done
     raw = result.asset_materializations_for_node("raw_prices")[0]
     assert raw.metadata["source"].value == str(parquet)
     assert raw.metadata["date_source"].value == "index"
