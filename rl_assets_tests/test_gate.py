@@ -234,3 +234,24 @@ def test_candidate_and_champion_are_judged_under_the_deployments_costs(trained):
     assert spec.transaction_cost == 0.0002 and sharpe_at(0.0002) != sharpe_at(0.01)
     # The champion is charged the same costs: the same policy against itself is a tie.
     assert judged_costly["beats_champion"].observed == 0.0
+
+
+def test_the_effective_number_of_trials_comes_from_how_alike_the_iterations_were():
+    rng = np.random.default_rng(1)
+    held = 0.0005 + 1e-5 * rng.standard_normal(230)  # a near-constant benchmark
+    alike = [measured().validation_returns + 1e-4 * rng.standard_normal(230) for _ in range(5)]
+    apart = [0.01 * rng.standard_normal(230) for _ in range(5)]
+    same = gate.skill_over_buy_and_hold(measured(buy_and_hold_returns=held, trial_returns=alike))
+    diverse = gate.skill_over_buy_and_hold(
+        measured(buy_and_hold_returns=held, trial_returns=apart)
+    )
+    assert same["trials"] == pytest.approx(1.0, abs=0.05)  # five copies of one policy
+    assert diverse["trials"] > 4.0  # five unrelated ones
+    assert diverse["benchmark_sharpe"] > same["benchmark_sharpe"]
+    assert diverse["dsr"] < same["dsr"]
+    # Returns from other days (a re-split) cannot say how alike they were: every one counts.
+    other_days = [r[:200] for r in apart]
+    fallback = gate.skill_over_buy_and_hold(
+        measured(buy_and_hold_returns=held, trial_returns=other_days)
+    )
+    assert fallback["trials"] == 5

@@ -394,9 +394,13 @@ def skill_over_buy_and_hold(m: Measurements) -> dict[str, float]:
     if len(held) != len(m.validation_returns):
         held = np.zeros(len(m.validation_returns))
     active = np.asarray(m.validation_returns) - held
-    trial_active = [np.asarray(r, dtype=np.float64) - held for r in m.trial_returns]
-    if len(trial_active) == len(m.trial_sharpes) and all(len(r) == len(held) for r in trial_active):
-        trials = effective_trials(trial_active)
+    # The iterations' returns cover the validation days they were trained against; on other
+    # days (re-split data, which trained_on_these_splits refuses anyway) every one counts.
+    comparable = len(m.trial_returns) == len(m.trial_sharpes) and all(
+        len(r) == len(held) for r in m.trial_returns
+    )
+    if comparable and m.trial_returns:
+        trials = effective_trials([np.asarray(r, dtype=np.float64) - held for r in m.trial_returns])
     else:
         trials = float(max(len(m.trial_sharpes), 1))
     return deflated_sharpe_against_noise(active, trials)
