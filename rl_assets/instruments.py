@@ -171,6 +171,13 @@ def resolve(key: str, source_path: str = "", symbol: str = "") -> InstrumentSour
             if key in symbols:
                 symbol = key
         return InstrumentSource(key, "file", str(path), symbol)
+    env_file = os.environ.get(PRICES_FILE_ENV_VAR, "").strip()
+    if not env_file:
+        # The common case, a file named after the instrument, without parsing the others.
+        named = [p for p in price_files(prices_dir()) if p.name.startswith(f"{key}.")]
+        named = [p for p in named if p.name[: len(p.name) - len(price_suffix(p))] == key]
+        if len(named) == 1:
+            return InstrumentSource(key, "file", str(named[0].absolute()))
     found = discover()
     if key in found:
         return found[key]
