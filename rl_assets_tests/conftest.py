@@ -1,9 +1,17 @@
-"""Shared fixtures: tiny prices, a tiny training budget, an isolated artifacts dir, local Ray."""
+"""Shared fixtures: tiny prices, a tiny training budget, an isolated artifacts dir, local Ray.
+
+Every Ray the tests start (in process, in CLI subprocesses, the daemon's runs, `ray start`
+heads) keeps its files under one temp root of this session (RAY_TMPDIR), not /tmp/ray; at
+the end of the session no process of that root may be alive, the root is removed, and
+/tmp/ray/ray_current_cluster is as the session found it.
+"""
 
 import copy
 import os
 import shutil
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +83,45 @@ def cli_env(home: Path, artifacts: Path) -> dict[str, str]:
     return env
 
 
+SYSTEM_RAY_ADDRESS_FILE = Path("/tmp/ray/ray_current_cluster")
+
+
+def pytest_configure(config):
+    # Short (Ray's socket paths live under it, 107-byte limit) and private to this session;
+    # inherited by every subprocess the tests start.
+    os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="rlt-ray-")
+
+
+def _file_state(path: Path):
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, path.read_bytes())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_ray_state_left_behind():
+    """Session-end assertion: no Ray process of the tests' temp root is alive, the root is
+    gone, and the system-wide Ray address file was neither written nor removed."""
+    from rl_assets.rl.local_ray import cluster_processes, stop_cluster
+
+    root = Path(os.environ["RAY_TMPDIR"])
+    address_file = _file_state(SYSTEM_RAY_ADDRESS_FILE)
+    yield root
+    deadline = time.monotonic() + 60  # Ray's agents exit a few seconds after shutdown
+    while (left := cluster_processes(root)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if left:
+        stop_cluster(root)
+    shutil.rmtree(root, ignore_errors=True)
+    assert not left, f"Ray processes outlived the tests: {sorted(left.values())}"
+    assert not root.exists(), f"could not remove the tests' Ray temp root {root}"
+    assert _file_state(SYSTEM_RAY_ADDRESS_FILE) == address_file, (
+        f"the tests changed {SYSTEM_RAY_ADDRESS_FILE}"
+    )
+
+
 @pytest.fixture
 def tiny_run_config() -> dict:
     return copy.deepcopy(TINY_RUN_CONFIG)
@@ -111,6 +158,8 @@ def local_ray():
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not ray.is_initialized():
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    session_dir = Path(ray._private.worker._global_node.get_session_dir_path())
+    assert session_dir.is_relative_to(os.environ["RAY_TMPDIR"]), session_dir
     yield ray
     ray.shutdown()
 
