@@ -237,7 +237,15 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
-        ray.init(address=address, log_to_driver=False)
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except ConnectionError as e:
+            raise ConnectionError(
+                f"could not join the Ray cluster at {address}: {e}. For the long-lived local "
+                "Ray of `make ray-up`, `source .ray_env` first (it also sets RAY_AUTH_MODE and "
+                "RAY_AUTH_TOKEN_PATH, which that Ray requires); if it was stopped, unset "
+                "RAY_ADDRESS"
+            ) from e
         try:
             yield f"cluster:{address}"
         finally:
