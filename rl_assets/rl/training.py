@@ -227,6 +227,19 @@ def evaluate(policy, closes: np.ndarray, spec: TrainingSpec) -> dict[str, Any]:
     }
 
 
+def evaluate_module(module, closes: np.ndarray, spec: TrainingSpec) -> dict[str, Any]:
+    """``evaluate`` of an RLModule's greedy policy, with the module in eval mode for the
+    whole rollout: RLlib's forward_inference otherwise switches a training-mode module to
+    eval and back on every one of the rollout's steps (no dropout or batch norm here, so
+    the mode changes no number)."""
+    was_training = module.training
+    module.eval()
+    try:
+        return evaluate(greedy_policy(module), closes, spec)
+    finally:
+        module.train(was_training)
+
+
 def buy_and_hold(closes: np.ndarray, spec: TrainingSpec) -> dict[str, Any]:
     return evaluate(constant_policy(spec.env_config(), 1.0), closes, spec)
 
@@ -432,7 +445,7 @@ def train_ppo(
                 episodes = int(runner.get(NUM_EPISODES, 0))
                 episodes_total += episodes
                 train_return = runner.get(EPISODE_RETURN_MEAN, float("nan"))
-                val = evaluate(greedy_policy(algo.get_module()), validation_closes, spec)
+                val = evaluate_module(algo.get_module(), validation_closes, spec)
                 improved = stopper.update(
                     val["sharpe"], budget_reached=episodes_total >= spec.target_episodes
                 )
