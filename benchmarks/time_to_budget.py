@@ -86,6 +86,15 @@ def child_plain(args: dict[str, Any]) -> dict[str, Any]:
         **args.get("spec", {}),
     )
     stamps["data_ready"] = time.time()
+    # train_ppo would import these itself; importing them first only times them apart:
+    # RLlib's PPO, then torch._inductor.config, which RLlib's seeding pulls in through
+    # torch.use_deterministic_algorithms (seen in a profile of build_algo).
+    import ray.rllib.algorithms.ppo  # noqa: F401
+
+    stamps["rllib_imported"] = time.time()
+    import torch._inductor.config  # noqa: F401
+
+    stamps["inductor_imported"] = time.time()
     logs: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         result = train_ppo(
@@ -260,6 +269,9 @@ def measure_plain(args: dict[str, Any], ray_env: dict[str, str] | None = None) -
         "imports_s": res["stamps"]["imports_done"] - t0,
         "data_ready_s": res["stamps"]["data_ready"] - t0,
         "ray_and_build_s": loop_start - res["stamps"]["data_ready"],
+        "rllib_import_s": res["stamps"]["rllib_imported"] - res["stamps"]["data_ready"],
+        "inductor_import_s": res["stamps"]["inductor_imported"] - res["stamps"]["rllib_imported"],
+        "join_and_build_s": loop_start - res["stamps"]["inductor_imported"],
         "train_loop_s": res["train_loop_s"],
         "best_validation_sharpe": res["best_validation_sharpe"],
         "buy_and_hold_sharpe": res["buy_and_hold_sharpe"],
@@ -427,6 +439,7 @@ def run(quick: bool) -> dict[str, Any]:
         "wall_s", "to_trained_s", "before_training_s", "data_ready_s", "ray_and_build_s",
         "train_loop_s", "best_validation_sharpe", "before_first_step_s",
         "before_trained_policy_step_s", "after_trained_s", "buy_and_hold_sharpe",
+        "rllib_import_s", "inductor_import_s", "join_and_build_s",
     )  # fmt: skip
     for name, rows in paths.items():
         out[name] = _path_summary(rows, tuple(k for k in keys if k in rows[0]))
@@ -506,7 +519,7 @@ def markdown(r: dict[str, Any]) -> str:
         if over < TARGET_OVERHEAD
         else f"missed by {100 * (over - TARGET_OVERHEAD):.1f} points"
     )
-    d, dl, s3, p = r["dagster"], r["dagster_ll"], r["sb3"], r["plain"]
+    d, dl, s3, p, pl = r["dagster"], r["dagster_ll"], r["sb3"], r["plain"], r["plain_ll"]
     lines = [
         "## 3. Time to the episode budget",
         "",
@@ -527,6 +540,9 @@ def markdown(r: dict[str, Any]) -> str:
         row("first Dagster step starts (CLI, code location, instance)", "before_first_step_s"),
         row("trained_policy step starts (upstream assets, checks)", "before_trained_policy_step_s"),
         row("RLlib and torch imports, Ray start or join, build_algo (duration)", "ray_and_build_s"),
+        row("  of which `import ray.rllib.algorithms.ppo`", "rllib_import_s"),
+        row("  of which torch's inductor, imported by RLlib's seeding", "inductor_import_s"),
+        row("  of which Ray start or join, `build_algo`", "join_and_build_s"),
         row("first iteration starts", "before_training_s"),
         row("training loop incl. validation rollouts (duration)", "train_loop_s"),
         row("**trained policy**", "to_trained_s"),
@@ -555,7 +571,12 @@ def markdown(r: dict[str, Any]) -> str:
             f"code location and the instance ({dl['before_first_step_s']['median']:.1f} s to "
             "the first step), the upstream assets and their checks (trained_policy starts at "
             f"{dl['before_trained_policy_step_s']['median']:.1f} s), then RLlib's imports, "
-            f"joining Ray and `build_algo` ({dl['ray_and_build_s']['median']:.1f} s). The "
+            f"joining Ray and `build_algo` ({dl['ray_and_build_s']['median']:.1f} s; in the "
+            f"plain script with the long-lived Ray: {pl['rllib_import_s']['median']:.1f} s "
+            f"importing RLlib's PPO, {pl['inductor_import_s']['median']:.1f} s importing "
+            "torch's inductor, which RLlib's seeding pulls in through "
+            "`torch.use_deterministic_algorithms`, and "
+            f"{pl['join_and_build_s']['median']:.1f} s joining Ray and building). The "
             f"training loop itself takes {dl['train_loop_s']['median']:.1f} s against SB3's "
             f"{s3['train_loop_s']['median']:.1f} s (section 2: RLlib's learner update).",
             "",

@@ -10,8 +10,9 @@ Run it alone (no Dagster)::
     python -m rl_assets.rl.training
 
 Expect, on the default generated momentum prices on 2 CPU cores: 13 iterations of
-about 1 s after 6-9 s of Ray start-up, and a validation Sharpe well above
-buy-and-hold's.
+well under a second each after several seconds of start-up (RLlib's imports, Ray;
+with ``RAY_ADDRESS`` of a long-lived local Ray, ``make ray-up``, Ray's start is
+skipped), and a validation Sharpe well above buy-and-hold's.
 """
 
 import contextlib
