@@ -71,3 +71,31 @@ def _wait_for(get, n, timeout=10.0):
     while len(found := get()) < n and time.monotonic() < deadline:
         time.sleep(0.05)
     return found
+
+
+def test_the_session_end_check_reports_and_removes_only_the_tests_ray_state(tmp_path):
+    """The conftest's session-end check: it would fail on a session named after one of the
+    tests' processes or an address file pointing at the tests' cluster, removing those,
+    and leaves other users' sessions alone."""
+    from rl_assets_tests.conftest import ray_leftovers
+
+    system, root = tmp_path / "ray", tmp_path / "root"
+    old = system / "session_2026-01-01_00-00-00_000001_111"
+    old.mkdir(parents=True)
+    sessions_before = set(system.glob("session_2*"))
+    mine = system / "session_2026-01-02_00-00-00_000001_4242"
+    other = system / "session_2026-01-02_00-00-00_000002_999"
+    for session, port in ((mine, "5555"), (other, "6666")):
+        session.mkdir()
+        (session / "gcs_server_port_abc").write_text(port)
+    (root / "ray" / "session_2026-01-02_x_1").mkdir(parents=True)
+    (system / "ray_current_cluster").write_text("10.0.0.1:5555")
+
+    problems = ray_leftovers(root, system, sessions_before, None, ours={4242})
+    assert len(problems) == 2, problems
+    assert "outside RAY_TMPDIR" in problems[0] and "a cluster of the tests" in problems[1]
+    assert not mine.exists() and not root.exists()
+    assert other.exists() and old.exists()  # other users' sessions stay
+
+    (system / "ray_current_cluster").write_text("10.0.0.1:6666")  # another user's cluster
+    assert ray_leftovers(root, system, sessions_before, None, ours={4242}) == []
