@@ -8,7 +8,8 @@ time here (benchmarks/RESULTS.md). For this project's model (no RNN state, one a
 flat float32 observation, a categorical action) each way reduces to one piece that does
 the same arithmetic, so a run gives bit-identical results to the default pipelines
 (rl_assets_tests/test_sampling.py). The learner pipeline keeps RLlib's own pieces minus
-the two that only act on stateful (RNN) modules.
+the two that only act on stateful (RNN) modules, and drops the columns PPO's loss never
+reads before minibatching.
 """
 
 from typing import Any
