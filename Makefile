@@ -126,6 +126,16 @@ $(VENV)/.bench-installed: $(STAMP) benchmarks/requirements.txt
 bench: install $(VENV)/.bench-installed
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
+# A long-lived local Ray for repeated runs (README, "Ray"): after `make ray-up`, run
+# `source .ray_env` in the shell that runs the pipeline; `make ray-down` stops that Ray
+# alone (`ray stop` would stop every Ray on the machine). RAY_PORT=... picks the port.
+.PHONY: ray-up ray-down
+ray-up: install
+	$(PY) -m rl_assets.rl.local_ray up $(if $(RAY_PORT),--port $(RAY_PORT))
+
+ray-down: install
+	$(PY) -m rl_assets.rl.local_ray down
+
 # Refresh the pins from the current venv (after adding a dependency on purpose).
 lock:
 	{ head -3 requirements.lock; $(PY) -m pip freeze --all --exclude-editable | grep -vE "^(rl_assets|pip)=="; } > requirements.lock.new

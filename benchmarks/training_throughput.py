@@ -1,18 +1,21 @@
-"""Training throughput: env steps/s of RLlib PPO as configured here, against Stable-Baselines3.
+"""Training throughput: RLlib PPO as configured here against Stable-Baselines3, side by side.
 
-    .venv/bin/python -m benchmarks.training_throughput '{"lib": "rllib", "num_env_runners": 0}'
+    .venv/bin/python -m benchmarks.training_throughput '{"n_envs": 16, "path": "vector"}'
 
 runs one measurement (the child) and prints its JSON; ``run()`` is what benchmarks.run calls.
-Each configuration runs in its own fresh process: build (RLlib: Ray start and
-``build_algo``; SB3: the model), one warm-up iteration, then ``windows`` measurement
-windows of ``iterations`` iterations of ``train_batch_size`` env steps each. A window's
-figure is env steps sampled / wall seconds of its iterations (sampling plus learning).
-Stable-Baselines3 runs the same PPO work: rollouts of ``train_batch_size`` steps split
-over the same number of envs (DummyVecEnv), the same minibatch, epochs, learning rate,
-gamma, GAE lambda, clip and value-loss coefficients and 64x64 tanh networks.
+One fresh process per configuration holds both libraries at the same number of envs and
+the same PPO update: RLlib from ``build_ppo_config`` (``path`` "vector": the project's
+VectorTradingEnv and minimal pipelines; "default": TradingEnv through RLlib's defaults,
+the previous configuration) and Stable-Baselines3 PPO with rollouts of
+``train_batch_size / n_envs`` steps over ``n_envs`` TradingEnvs (DummyVecEnv), the same
+minibatch, epochs, learning rate, gamma, GAE lambda, clip and value-loss coefficients and
+64x64 tanh networks. After one warm-up iteration each, measurement windows alternate
+between the libraries (A B B A ...), so both see the same load; a window's figure is
+env steps sampled / wall seconds of its iterations (sampling plus learning).
 """
 
 import json
+import math
 import sys
 import time
 from dataclasses import replace
@@ -22,7 +25,8 @@ from benchmarks import harness
 
 TARGET_RATIO = 0.8
 CONTENDING_HOGS = 2  # busy-looping processes beside the contended measurements
-RUNNER_COUNTS = (0, 1, 2)
+ENV_COUNTS = (8, 16, 32, 64)
+DEFAULT_PATH_ENV_COUNTS = (8, 16)
 
 
 def _train_closes():
@@ -33,13 +37,6 @@ def _train_closes():
     return prices.loc[constants.TRAIN_START : constants.TRAIN_END, "close"].to_numpy()
 
 
-def _spec(args: dict[str, Any]):
-    from rl_assets.rl.training import TrainingSpec
-
-    fields = ("num_env_runners", "num_envs_per_env_runner", "minibatch_size", "train_batch_size")
-    return replace(TrainingSpec(), **{k: args[k] for k in fields if k in args})
-
-
 def _set_threads(args: dict[str, Any]) -> int:
     import torch
 
@@ -48,116 +45,21 @@ def _set_threads(args: dict[str, Any]) -> int:
     return torch.get_num_threads()
 
 
-def child_rllib(args: dict[str, Any]) -> dict[str, Any]:
-    t_start = time.perf_counter()
-    from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
-
-    from rl_assets.rl.training import build_ppo_config, ray_session
-
-    spec = _spec(args)
-    closes = _train_closes()
-    threads = _set_threads(args)
-    t_import = time.perf_counter()
-    windows: list[dict[str, float]] = []
-    with ray_session(num_cpus=2):
-        t_ray = time.perf_counter()
-        algo = build_ppo_config(spec, closes).build_algo()
-        t_build = time.perf_counter()
-        try:
-            result = algo.train()  # warm-up: first sampling and learner update
-            t_warm = time.perf_counter()
-            steps_before = result[NUM_ENV_STEPS_SAMPLED_LIFETIME]
-            for _ in range(args.get("windows", 3)):
-                t0 = time.perf_counter()
-                for _ in range(args.get("iterations", 2)):
-                    result = algo.train()
-                seconds = time.perf_counter() - t0
-                steps = result[NUM_ENV_STEPS_SAMPLED_LIFETIME] - steps_before
-                steps_before = result[NUM_ENV_STEPS_SAMPLED_LIFETIME]
-                timers = result.get("timers", {})
-                windows.append(
-                    {
-                        "steps": steps,
-                        "seconds": seconds,
-                        "steps_per_s": steps / seconds,
-                        "sampling_s": timers.get("env_runner_sampling_timer", float("nan")),
-                        "learner_s": timers.get("learner_update_timer", float("nan")),
-                    }
-                )
-            profile = (
-                _profile_sampling(algo, spec.train_batch_size) if args.get("profile") else None
-            )
-        finally:
-            algo.stop()
-    return {
-        "profile": profile,
-        "windows": windows,
-        "torch_threads": threads,
-        "import_s": t_import - t_start,
-        "ray_init_s": t_ray - t_import,
-        "build_s": t_build - t_ray,
-        "warmup_iteration_s": t_warm - t_build,
-    }
-
-
-def _profile_sampling(algo, steps: int) -> dict[str, float]:
-    """Where one iteration's sampling time goes (cProfile, local env runner): shares."""
-    import cProfile
-    import pstats
-
-    profiler = cProfile.Profile()
-    profiler.enable()
-    algo.env_runner.sample(num_timesteps=steps)
-    profiler.disable()
-    stats = pstats.Stats(profiler).stats  # (file, line, name) -> (cc, nc, tt, ct, callers)
-
-    def cumulative(path: str, name: str) -> float:
-        return sum(v[3] for k, v in stats.items() if k[0].endswith(path) and k[2] == name)
-
-    def own(fragment: str) -> float:
-        return sum(v[2] for k, v in stats.items() if fragment in k[0])
-
-    total = cumulative("single_agent_env_runner.py", "_sample")
-    parts = {
-        "TradingEnv.step": cumulative("rl_assets/rl/env.py", "step"),
-        "gymnasium vector env step (includes TradingEnv.step)": cumulative(
-            "gymnasium/vector/sync_vector_env.py", "step"
-        ),
-        "RLlib connector pipelines (env-to-module, module-to-env)": cumulative(
-            "connector_pipeline_v2.py", "__call__"
-        ),
-        "RLModule forward_exploration (the 64x64 policy, torch)": cumulative(
-            "torch/torch_rl_module.py", "forward_exploration"
-        ),
-        "SingleAgentEpisode add_env_step / add_env_reset": cumulative(
-            "single_agent_episode.py", "add_env_step"
-        )
-        + cumulative("single_agent_episode.py", "add_env_reset"),
-        "RLlib metrics logging (own time)": own("rllib/utils/metrics/"),
-        "torch (own time of torch functions)": own("/torch/"),
-    }
-    return {"total_s": total, **{k: v / total for k, v in parts.items()}}
-
-
-def child_sb3(args: dict[str, Any]) -> dict[str, Any]:
-    t_start = time.perf_counter()
+def build_sb3(spec, closes, n_envs: int):
+    """SB3 PPO doing the same PPO work as ``build_ppo_config(spec)`` on ``n_envs`` envs
+    (hyperparameters read from the RLlib config, not restated)."""
     import torch
     from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from rl_assets.rl.env import TradingEnv
     from rl_assets.rl.training import build_ppo_config
 
-    spec = _spec(args)
-    closes = _train_closes()
-    threads = _set_threads(args)
-    n_envs = int(args["n_envs"])
-    # Hyperparameters read from the RLlib config this project builds, not restated.
     cfg = build_ppo_config(spec, closes)
-    t_import = time.perf_counter()
     env_config = {**spec.env_config(), "closes": closes}
     venv = DummyVecEnv([lambda: TradingEnv(env_config) for _ in range(n_envs)])
-    rollout = spec.train_batch_size // n_envs
+    rollout = math.ceil(spec.train_batch_size / n_envs)
     model = PPO(
         "MlpPolicy",
         venv,
@@ -178,376 +80,391 @@ def child_sb3(args: dict[str, Any]) -> dict[str, Any]:
         device="cpu",
         verbose=0,
     )
-    # A logger without outputs: SB3's default one leaves an SB3-<date> folder in /tmp per run.
-    from stable_baselines3.common.logger import Logger
-
+    # A logger without outputs: SB3's default one leaves an SB3-<date> folder in /tmp.
     model.set_logger(Logger(folder=None, output_formats=[]))
-    per_iteration = rollout * n_envs
-    t_build = time.perf_counter()
-    model.learn(per_iteration)  # warm-up: one rollout and one update
-    t_warm = time.perf_counter()
-    windows = []
-    for _ in range(args.get("windows", 3)):
-        before = model.num_timesteps
-        t0 = time.perf_counter()
-        model.learn(args.get("iterations", 2) * per_iteration, reset_num_timesteps=False)
-        seconds = time.perf_counter() - t0
-        steps = model.num_timesteps - before
-        windows.append({"steps": steps, "seconds": seconds, "steps_per_s": steps / seconds})
-    return {
-        "windows": windows,
-        "torch_threads": threads,
-        "import_s": t_import - t_start,
-        "build_s": t_build - t_import,
-        "warmup_iteration_s": t_warm - t_build,
-        "hyperparameters": {
-            "n_envs": n_envs,
-            "n_steps": rollout,
-            "batch_size": cfg.minibatch_size,
-            "n_epochs": cfg.num_epochs,
-            "learning_rate": cfg.lr,
-            "gamma": cfg.gamma,
-            "gae_lambda": cfg.lambda_,
-            "clip_range": cfg.clip_param,
-            "vf_coef": cfg.vf_loss_coeff,
-        },
+    hyper = {
+        "n_envs": n_envs,
+        "n_steps": rollout,
+        "batch_size": cfg.minibatch_size,
+        "n_epochs": cfg.num_epochs,
+        "learning_rate": cfg.lr,
+        "gamma": cfg.gamma,
+        "gae_lambda": cfg.lambda_,
+        "clip_range": cfg.clip_param,
+        "vf_coef": cfg.vf_loss_coeff,
     }
+    return model, rollout * n_envs, hyper
+
+
+class _Timed:
+    """Wraps a bound method and sums its wall time."""
+
+    def __init__(self, fn):
+        self.fn, self.seconds, self.calls = fn, 0.0, 0
+
+    def __call__(self, *a, **kw):
+        t0 = time.perf_counter()
+        try:
+            return self.fn(*a, **kw)
+        finally:
+            self.seconds += time.perf_counter() - t0
+            self.calls += 1
+
+
+def child_side_by_side(args: dict[str, Any]) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    from ray.rllib.core import ALL_MODULES
+    from ray.rllib.utils.metrics import (
+        ENV_RUNNER_RESULTS,
+        LEARNER_RESULTS,
+        NUM_ENV_STEPS_SAMPLED_LIFETIME,
+        NUM_EPISODES,
+        NUM_MODULE_STEPS_TRAINED,
+    )
+
+    from rl_assets.rl.env import TradingEnv, VectorTradingEnv
+    from rl_assets.rl.training import TrainingSpec, build_ppo_config, ray_session
+
+    n = int(args["n_envs"])
+    spec = replace(TrainingSpec(), num_envs_per_env_runner=n)
+    closes = _train_closes()
+    threads = _set_threads(args)
+    env_class = VectorTradingEnv if args.get("path", "vector") == "vector" else TradingEnv
+    windows, iterations = int(args.get("windows", 4)), int(args.get("iterations", 2))
+    out: dict[str, Any] = {"torch_threads": threads, "n_envs": n}
+    with ray_session(num_cpus=2):
+        algo = build_ppo_config(spec, closes, env_class).build_algo()
+        sb3, sb3_steps, out["sb3_hyperparameters"] = build_sb3(spec, closes, n)
+        train_timer = _Timed(sb3.train)
+        collect_timer = _Timed(sb3.collect_rollouts)
+        sb3.train, sb3.collect_rollouts = train_timer, collect_timer
+        out["build_s"] = time.perf_counter() - t_start
+        try:
+            result = algo.train()  # warm-up: first sampling and learner update
+            sb3.learn(sb3_steps)
+            rl_windows, sb3_windows, updates, episodes = [], [], [], []
+            sampling_s = learner_s = 0.0
+            for w in range(windows):
+                order = ("rllib", "sb3") if w % 2 == 0 else ("sb3", "rllib")
+                for lib in order:
+                    if lib == "rllib":
+                        before = result[NUM_ENV_STEPS_SAMPLED_LIFETIME]
+                        t0 = time.perf_counter()
+                        for _ in range(iterations):
+                            result = algo.train()
+                            timers = result.get("timers", {})
+                            sampling_s += timers.get("env_runner_sampling_timer", math.nan)
+                            learner_s += timers.get("learner_update_timer", math.nan)
+                            updates.append(
+                                int(result[LEARNER_RESULTS][ALL_MODULES][NUM_MODULE_STEPS_TRAINED])
+                                // spec.minibatch_size
+                            )
+                            episodes.append(int(result[ENV_RUNNER_RESULTS][NUM_EPISODES]))
+                        seconds = time.perf_counter() - t0
+                        steps = result[NUM_ENV_STEPS_SAMPLED_LIFETIME] - before
+                        rl_windows.append({"steps": steps, "seconds": seconds})
+                    else:
+                        before = sb3.num_timesteps
+                        t0 = time.perf_counter()
+                        sb3.learn(iterations * sb3_steps, reset_num_timesteps=False)
+                        seconds = time.perf_counter() - t0
+                        sb3_windows.append(
+                            {"steps": sb3.num_timesteps - before, "seconds": seconds}
+                        )
+            measured = windows * iterations
+            out.update(
+                {
+                    "rllib_windows": rl_windows,
+                    "sb3_windows": sb3_windows,
+                    # RLlib's own timers are smoothed; these are their per-iteration means.
+                    "rllib_sampling_s": sampling_s / measured,
+                    "rllib_learner_s": learner_s / measured,
+                    "sb3_collect_s": collect_timer.seconds / collect_timer.calls,
+                    "sb3_train_s": train_timer.seconds / train_timer.calls,
+                    "minibatch_updates": updates,
+                    "episodes": episodes,
+                    "sb3_minibatch_updates": spec.num_epochs
+                    * math.ceil(sb3_steps / spec.minibatch_size),
+                }
+            )
+            if args.get("profile"):
+                out["profile"] = _profile_sampling(algo)
+        finally:
+            algo.stop()
+    return out
+
+
+def _profile_sampling(algo) -> dict[str, float]:
+    """Where one iteration's sampling time goes (cProfile, local env runner): shares."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    algo.env_runner.sample()
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats  # (file, line, name) -> (cc, nc, tt, ct, callers)
+
+    def cumulative(path: str, name: str) -> float:
+        return sum(v[3] for k, v in stats.items() if k[0].endswith(path) and k[2] == name)
+
+    def own(fragment: str) -> float:
+        return sum(v[2] for k, v in stats.items() if fragment in k[0])
+
+    total = cumulative("single_agent_env_runner.py", "_sample")
+    parts = {
+        "env step (VectorTradingEnv.step, or gymnasium's SyncVectorEnv of TradingEnvs)": (
+            cumulative("rl_assets/rl/env.py", "step") or cumulative("sync_vector_env.py", "step")
+        ),
+        "RLModule forward_exploration (the 64x64 policy, torch)": cumulative(
+            "torch/torch_rl_module.py", "forward_exploration"
+        ),
+        "connector pipelines (env-to-module, module-to-env; includes action sampling)": (
+            cumulative("connector_pipeline_v2.py", "__call__")
+        ),
+        "SingleAgentEpisode add_env_step / add_env_reset": cumulative(
+            "single_agent_episode.py", "add_env_step"
+        )
+        + cumulative("single_agent_episode.py", "add_env_reset"),
+        "unbatch (per-env observations and actions)": cumulative("space_utils.py", "unbatch"),
+        "episode callbacks (none registered; the calls)": cumulative(
+            "single_agent_env_runner.py", "_make_on_episode_callback"
+        ),
+        "RLlib metrics logging (own time)": own("rllib/utils/metrics/"),
+        "Ray metrics counters (own time)": own("ray/util/metrics.py"),
+    }
+    return {"total_s": total, **{k: v / total for k, v in parts.items()}}
 
 
 def child(args: dict[str, Any]) -> None:
-    harness.emit(child_rllib(args) if args["lib"] == "rllib" else child_sb3(args))
+    harness.emit(child_side_by_side(args))
+
+
+def _rate(windows: list[dict[str, float]]) -> list[float]:
+    return [w["steps"] / w["seconds"] for w in windows]
 
 
 def _measure(args: dict[str, Any], label: str, hogs: int = 0) -> dict[str, Any]:
     print(f"  training throughput: {label} ...", file=sys.stderr, flush=True)
     with harness.cpu_hogs(hogs):
         proc = harness.python_child("benchmarks.training_throughput", args, timeout=1800)
-    windows = proc["result"]["windows"]
+    res = proc["result"]
+    rl, sb = _rate(res["rllib_windows"]), _rate(res["sb3_windows"])
+    # Ratio per adjacent pair of windows (they ran back to back), then the median.
+    ratios = [a / b for a, b in zip(rl, sb, strict=True)]
     return {
         "label": label,
         "args": args,
-        "steps_per_s": harness.summarize([w["steps_per_s"] for w in windows]),
+        "rllib": harness.summarize(rl),
+        "sb3": harness.summarize(sb),
+        "ratio": harness.summarize(ratios),
         "load": harness.load_of([proc]),
-        "detail": proc["result"],
+        "detail": res,
         "peak_rss_mib": proc["tree_peak_rss_mib"],
         "wall_s": proc["wall_s"],
     }
-
-
-def parallel_envs(args: dict[str, Any]) -> int:
-    return max(1, args.get("num_env_runners", 0)) * args.get("num_envs_per_env_runner", 4)
-
-
-def _threads_label(threads: int | None) -> str:
-    return f"torch threads {threads}" if threads else "torch threads default"
 
 
 def run(quick: bool) -> dict[str, Any]:
     from rl_assets.rl.training import TrainingSpec
 
     default = TrainingSpec()
-    base = {
-        "windows": 2 if quick else 3,
-        "iterations": 1 if quick else 2,
-        "num_envs_per_env_runner": default.num_envs_per_env_runner,
-        "minibatch_size": default.minibatch_size,
+    base = {"windows": 2 if quick else 3, "iterations": 1 if quick else 2, "torch_threads": 1}
+    out: dict[str, Any] = {
+        "base": base,
+        "default_spec": {
+            "num_envs_per_env_runner": default.num_envs_per_env_runner,
+            "minibatch_size": default.minibatch_size,
+            "train_batch_size": default.train_batch_size,
+            "num_epochs": default.num_epochs,
+            "episode_length": default.episode_length,
+        },
     }
-    out: dict[str, Any] = {"base": base, "runners": [], "contended": [], "tuning": []}
-    out["default_spec"] = {
-        "num_env_runners": default.num_env_runners,
-        "num_envs_per_env_runner": default.num_envs_per_env_runner,
-        "minibatch_size": default.minibatch_size,
-        "train_batch_size": default.train_batch_size,
-        "num_epochs": default.num_epochs,
-        "episode_length": default.episode_length,
-    }
-    rl_cache: dict[str, dict[str, Any]] = {}
-    sb3_cache: dict[str, dict[str, Any]] = {}
-
-    def rllib(threads: int | None = None, **change: Any) -> dict[str, Any]:
-        args = {**base, "lib": "rllib", "num_env_runners": 0, **change}
-        if threads:
-            args["torch_threads"] = threads
-        key = json.dumps(args, sort_keys=True)
-        if key not in rl_cache:
-            label = (
-                f"RLlib, {args['num_env_runners']} env runner(s), "
-                f"{args['num_envs_per_env_runner']} envs each, minibatch "
-                f"{args['minibatch_size']}, {_threads_label(threads)}"
-            )
-            rl_cache[key] = _measure(args, label)
-        return rl_cache[key]
-
-    def sb3(n_envs: int, threads: int | None = None) -> dict[str, Any]:
-        args = {**base, "lib": "sb3", "n_envs": n_envs}
-        if threads:
-            args["torch_threads"] = threads
-        key = json.dumps(args, sort_keys=True)
-        if key not in sb3_cache:
-            label = f"SB3 PPO, {n_envs} envs (DummyVecEnv), {_threads_label(threads)}"
-            sb3_cache[key] = _measure(args, label)
-        return sb3_cache[key]
-
-    def compare(rl: dict[str, Any], threads: int | None) -> dict[str, Any]:
-        peer = sb3(parallel_envs(rl["args"]), threads)
-        ratio = rl["steps_per_s"]["median"] / peer["steps_per_s"]["median"]
-        return {"rllib": rl, "sb3": peer, "ratio": ratio, "threads": threads}
-
-    # 1. Runner counts at this project's configuration (torch's default threads), and with
-    #    one torch thread in the driver (remote runners get OMP_NUM_THREADS=1 from Ray).
-    for runners in RUNNER_COUNTS:
-        for threads in (None, 1):
-            # The local runner with one torch thread also profiles one sampling pass.
-            extra = {"profile": True} if runners == 0 and threads == 1 else {}
-            out["runners"].append(
-                compare(rllib(threads, num_env_runners=runners, **extra), threads)
-            )
-
-    # 2. Torch threads when the cores are shared: the same local-runner measurements with
-    #    CONTENDING_HOGS busy-looping processes beside them (other engineers' tests, CI).
+    counts = (8, default.num_envs_per_env_runner) if quick else ENV_COUNTS
+    out["vector"] = [
+        _measure(
+            {
+                **base,
+                "n_envs": n,
+                "path": "vector",
+                "profile": n == default.num_envs_per_env_runner,
+            },
+            f"RLlib project path vs SB3, {n} envs",
+        )
+        for n in sorted(set(counts))
+    ]
+    out["default_path"] = [
+        _measure(
+            {**base, "n_envs": n, "path": "default", "profile": n == 8},
+            f"RLlib default path (TradingEnv, default connectors) vs SB3, {n} envs",
+        )
+        for n in (DEFAULT_PATH_ENV_COUNTS[:1] if quick else DEFAULT_PATH_ENV_COUNTS)
+    ]
     short = {**base, "windows": 2, "iterations": 1}
-    for threads in (None, 1):
-        pair = {}
-        for lib, extra in (("rllib", {"num_env_runners": 0}), ("sb3", {"n_envs": 4})):
-            args = {**short, "lib": lib, **extra}
-            if threads:
-                args["torch_threads"] = threads
-            name = "RLlib, 0 env runners" if lib == "rllib" else "SB3 PPO, 4 envs"
-            label = f"{name}, {_threads_label(threads)}, {CONTENDING_HOGS} busy processes beside"
-            pair[lib] = _measure(args, label, hogs=CONTENDING_HOGS)
-        out["contended"].append(
-            {
-                "threads": threads,
-                **pair,
-                "ratio": pair["rllib"]["steps_per_s"]["median"]
-                / pair["sb3"]["steps_per_s"]["median"],
-            }
+    out["contended"] = [
+        _measure(
+            {**short, "n_envs": default.num_envs_per_env_runner, "torch_threads": threads},
+            f"{CONTENDING_HOGS} busy processes beside, torch threads {threads or 'default'}",
+            hogs=CONTENDING_HOGS,
         )
-
-    # 3. Speed tuning on the local runner: the thread setting with the better geometric mean
-    #    of the quiet and the contended figure, then envs per runner and minibatch size one
-    #    at a time at that thread setting.
-    def robust(threads: int | None) -> float:
-        quiet = next(
-            c
-            for c in out["runners"]
-            if c["threads"] == threads and c["rllib"]["args"]["num_env_runners"] == 0
-        )
-        busy = next(c for c in out["contended"] if c["threads"] == threads)
-        return (
-            quiet["rllib"]["steps_per_s"]["median"] * busy["rllib"]["steps_per_s"]["median"]
-        ) ** 0.5
-
-    threads = max((None, 1), key=robust)
-    out["thread_scores"] = {str(t): robust(t) for t in (None, 1)}
-    grid: list[tuple[str, dict[str, Any]]] = [
-        ("num_envs_per_env_runner=8", {"num_envs_per_env_runner": 8})
+        for threads in (None, 1)
     ]
-    if not quick:
-        grid = [
-            ("num_envs_per_env_runner=1", {"num_envs_per_env_runner": 1}),
-            *grid,
-            ("num_envs_per_env_runner=16", {"num_envs_per_env_runner": 16}),
-            ("minibatch_size=128", {"minibatch_size": 128}),
-            ("minibatch_size=512", {"minibatch_size": 512}),
-        ]
-    tuning = [
-        {
-            "name": f"default spec, {_threads_label(None)}",
-            "change": {},
-            "m": rllib(None),
-        },
-        {
-            "name": f"default spec, {_threads_label(1)}",
-            "change": {"torch_threads": 1},
-            "m": rllib(1, profile=True),
-        },
+    # The best RLlib setting that keeps the update (the same minibatch updates per
+    # iteration as the old default) against SB3's best setting over all env counts.
+    reference_updates = out["default_path"][0]["detail"]["minibatch_updates"]
+    same_update = [
+        m for m in out["vector"] if set(m["detail"]["minibatch_updates"]) <= set(reference_updates)
     ]
-    for name, change in grid:
-        tuning.append(
-            {
-                "name": f"{name}, {_threads_label(threads)}",
-                "change": {**change, **({"torch_threads": threads} if threads else {})},
-                "m": rllib(threads, **change),
-            }
-        )
-    out["tuning"] = tuning
-    out["tuning_threads"] = threads
-
-    # 4. The fastest number of envs per runner at that thread setting among those that
-    #    leave the learning setup as it is: envs and threads do not change the PPO update
-    #    (minibatch size does), and every env still completes one whole episode per
-    #    iteration (train_batch_size / envs >= episode_length; with more envs, episodes
-    #    complete in bursts every few iterations).
-    envs_rows = [t for t in tuning if "minibatch_size" not in t["change"]]
-    envs_rows = [t for t in envs_rows if t["change"].get("torch_threads") == threads]
-    per_env = default.train_batch_size / default.episode_length
-    envs_rows = [t for t in envs_rows if parallel_envs(t["m"]["args"]) <= per_env]
-    best = max(envs_rows, key=lambda t: t["m"]["steps_per_s"]["median"])
-    out["tuned"] = {"change": best["change"], **compare(best["m"], threads)}
-    out["sb3"] = list(sb3_cache.values())
-    return out
-
-
-def _split(m: dict[str, Any]) -> str:
-    w = m["detail"]["windows"][-1]
-    if "sampling_s" not in w:
-        return ""
-    return f"{w['sampling_s']:.2f} / {w['learner_s']:.2f}"
-
-
-def _cells(m: dict[str, Any]) -> str:
-    return (
-        f"{_split(m)} | {m['detail']['torch_threads']} | {m['peak_rss_mib']:,.0f} | "
-        f"{harness.fmt_load(m['load'])}"
+    rows = same_update or out["vector"]
+    out["best_rllib"] = max(rows, key=lambda m: m["rllib"]["median"])
+    out["best_sb3"] = max(out["vector"], key=lambda m: m["sb3"]["median"])
+    out["default_row"] = next(
+        m for m in out["vector"] if m["args"]["n_envs"] == default.num_envs_per_env_runner
     )
+    return out
 
 
 def _verdict(ratio: float) -> str:
     return "met" if ratio >= TARGET_RATIO else f"missed by {TARGET_RATIO - ratio:.2f}"
 
 
-def markdown(r: dict[str, Any]) -> str:
-    base, d, f = r["base"], r["default_spec"], harness.fmt
-    lines = [
-        "## 2. Training throughput",
-        "",
-        "Env steps per second of PPO (sampling and learning; synchronous), this project's "
-        f"`build_ppo_config(TrainingSpec(...))`: train_batch_size {d['train_batch_size']}, "
-        f"minibatch {d['minibatch_size']}, {d['num_epochs']} epochs, "
-        f"{d['num_envs_per_env_runner']} envs per runner. Each row is one fresh process: one "
-        f"warm-up iteration, then {base['windows']} windows of {base['iterations']} "
-        "iteration(s); the figure is the median window (min-max over windows). "
-        "Sampling / learner s: RLlib's own timers for one iteration (smoothed). Peak RSS: "
-        "the whole process tree (driver, Ray daemons, remote runners), sampled. "
-        "`torch threads default` is torch's own choice in the driver (one per core); "
-        "Ray's remote env runners always run with OMP_NUM_THREADS=1.",
-        "",
-        "### RLlib by env-runner count against Stable-Baselines3 on the same work",
-        "",
-        "| env runners | parallel envs | torch threads (driver) | RLlib steps/s | "
-        f"SB3 steps/s, same envs and threads | RLlib / SB3 | target >= {TARGET_RATIO} |",
-        "|---:|---:|---|---:|---:|---:|---|",
-    ]
-    for c in r["runners"]:
-        a = c["rllib"]["args"]
-        lines.append(
-            f"| {a['num_env_runners']} | {parallel_envs(a)} | "
-            f"{c['threads'] or 'default'} | {f(c['rllib']['steps_per_s'])} | "
-            f"{f(c['sb3']['steps_per_s'])} | {c['ratio']:.2f}x | {_verdict(c['ratio'])} |"
-        )
-    lines += [
-        "",
-        "| measurement | steps/s | sampling / learner s | torch threads | peak RSS MiB | load |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    seen = set()
-    for c in r["runners"]:
-        for m in (c["rllib"], c["sb3"]):
-            if m["label"] not in seen:
-                seen.add(m["label"])
-                lines.append(f"| {m['label']} | {f(m['steps_per_s'])} | {_cells(m)} |")
-    # Explained on the local runner at the thread setting that survives load.
-    default = next(
-        c for c in r["runners"] if c["rllib"]["args"]["num_env_runners"] == 0 and c["threads"] == 1
+def _row(m: dict[str, Any]) -> str:
+    d, f = m["detail"], harness.fmt
+    ups = sorted(set(d["minibatch_updates"]))
+    eps = d["episodes"]
+    return (
+        f"| {d['n_envs']} | {f(m['rllib'])} | {f(m['sb3'])} | **{m['ratio']['median']:.2f}x** | "
+        f"{d['rllib_sampling_s']:.3f} / {d['rllib_learner_s']:.3f} | "
+        f"{d['sb3_collect_s']:.3f} / {d['sb3_train_s']:.3f} | {', '.join(map(str, ups))} / "
+        f"{d['sb3_minibatch_updates']} | {min(eps)}-{max(eps)} | "
+        f"{harness.fmt_load(m['load'])} |"
     )
-    w = default["rllib"]["detail"]["windows"][-1]
-    iteration_s = d["train_batch_size"] / default["rllib"]["steps_per_s"]["median"]
-    sb3_iteration_s = d["train_batch_size"] / default["sb3"]["steps_per_s"]["median"]
-    remote = [
-        c for c in r["runners"] if c["rllib"]["args"]["num_env_runners"] > 0 and c["threads"] == 1
+
+
+HEADER = [
+    "| envs | RLlib steps/s | SB3 steps/s | RLlib / SB3 | RLlib sampling / learner s "
+    "per iteration | SB3 collect / train s | minibatch updates per iteration RLlib / SB3 "
+    "| RLlib episodes per iteration | load |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+]
+
+
+def markdown(r: dict[str, Any]) -> str:
+    base, d = r["base"], r["default_spec"]
+    default = r["default_row"]
+    lines = [
+        "## 2. Training throughput (side by side in one process)",
+        "",
+        "Env steps per second of PPO (sampling and learning; synchronous), RLlib from this "
+        f"project's `build_ppo_config(TrainingSpec(...))` (train_batch_size "
+        f"{d['train_batch_size']}, minibatch {d['minibatch_size']}, {d['num_epochs']} epochs, "
+        "64x64, torch threads 1, local env runner) and Stable-Baselines3 PPO on the same "
+        "number of TradingEnvs (DummyVecEnv) with the same update, in **one process per "
+        "row**: one warm-up iteration each, then "
+        f"{base['windows']} windows of {base['iterations']} iteration(s) alternating "
+        "RLlib and SB3 (A B B A), so both see the same load. Figures: median window "
+        "(min-max, n); the ratio is the median of the per-pair ratios. Timers are per "
+        "iteration (RLlib's own sampling and learner timers; SB3's collect_rollouts and "
+        "train wrapped). Minibatch updates: RLlib's own count (modules steps trained / "
+        "minibatch size); SB3 makes epochs x ceil(rollout / minibatch).",
+        "",
+        "### The project's path: VectorTradingEnv, one connector piece each way, "
+        "trimmed learner pipeline",
+        "",
+        *HEADER,
+        *[_row(m) for m in r["vector"]],
+        "",
+        "### RLlib's default path (the previous configuration): TradingEnv through "
+        "gymnasium's SyncVectorEnv and RLlib's default connectors",
+        "",
+        *HEADER,
+        *[_row(m) for m in r["default_path"]],
+        "",
     ]
+    ratio = default["ratio"]["median"]
+    old8 = r["default_path"][0]
+    new8 = next((m for m in r["vector"] if m["args"]["n_envs"] == 8), None)
+    lines += [
+        f"**At the project's default ({default['args']['n_envs']} envs per runner): RLlib "
+        f"{default['rllib']['median']:,.0f} against SB3 {default['sb3']['median']:,.0f} "
+        f"steps/s, {ratio:.2f}x** (target >= {TARGET_RATIO}: {_verdict(ratio)}).",
+    ]
+    if new8:
+        lines[-1] += (
+            f" At 8 envs: {new8['ratio']['median']:.2f}x ({_verdict(new8['ratio']['median'])}"
+            f"), against {old8['ratio']['median']:.2f}x for RLlib's default path at 8 envs "
+            f"(the previous configuration: {old8['rllib']['median']:,.0f} steps/s; the project "
+            f"path is {new8['rllib']['median'] / old8['rllib']['median']:.2f}x faster there, "
+            f"{default['rllib']['median'] / old8['rllib']['median']:.2f}x at its default)."
+        )
+    best_rl, best_sb = r["best_rllib"], r["best_sb3"]
+    best_ratio = best_rl["rllib"]["median"] / best_sb["sb3"]["median"]
     lines += [
         "",
-        f"Why RLlib misses {TARGET_RATIO}x (local runner, torch threads 1, where both "
-        f"libraries are least disturbed by load): one iteration takes {iteration_s:.2f} s in "
-        f"RLlib against {sb3_iteration_s:.2f} s in SB3 for the same {d['train_batch_size']} "
-        f"steps and the same updates; RLlib's timers put {w['sampling_s']:.2f} s of it in "
-        f"sampling and {w['learner_s']:.2f} s in the learner update. Sampling is the gap: "
-        "RLlib runs its connector pipelines, episode bookkeeping and metrics logging around "
-        "every vectorised env step, in Python.",
+        f"**Best against best:** RLlib's fastest setting that keeps the update "
+        f"({best_rl['args']['n_envs']} envs: {best_rl['rllib']['median']:,.0f} steps/s) "
+        f"against SB3's fastest ({best_sb['args']['n_envs']} envs: "
+        f"{best_sb['sb3']['median']:,.0f} steps/s): **{best_ratio:.2f}x**. Env counts whose "
+        "minibatch updates per iteration differ from the previous configuration's are shown "
+        "but not chosen: more envs make more episode chunks per batch, each with one "
+        "bootstrap row, and past 2048 rows RLlib makes a 41st minibatch update.",
+        "",
     ]
-    prof = default["rllib"]["detail"].get("profile")
+    w = default["detail"]
+    iteration_s = d["train_batch_size"] / default["rllib"]["median"]
+    sb3_iteration_s = d["train_batch_size"] / default["sb3"]["median"]
+    lines += [
+        f"Where the time goes at {default['args']['n_envs']} envs: one iteration takes "
+        f"{iteration_s:.3f} s in RLlib ({w['rllib_sampling_s']:.3f} s sampling, "
+        f"{w['rllib_learner_s']:.3f} s learner update) against {sb3_iteration_s:.3f} s in "
+        f"SB3 ({w['sb3_collect_s']:.3f} s collecting, {w['sb3_train_s']:.3f} s training): "
+        f"of the difference, {w['rllib_learner_s'] - w['sb3_train_s']:.3f} s is the learner "
+        f"update ({w['rllib_learner_s'] / w['sb3_train_s']:.1f}x SB3's for the same "
+        f"minibatch updates, section 2b) and {w['rllib_sampling_s'] - w['sb3_collect_s']:.3f}"
+        " s sampling (RLlib's per-step bookkeeping around the module call: connector "
+        "pipelines, episode objects, unbatching, callbacks and metrics, profile below; the "
+        "env itself is a few percent).",
+    ]
+    prof = default["detail"].get("profile")
     if prof:
         lines += [
             "",
-            "Profile of one sampling pass (same setup, after its windows; "
-            f"{prof['total_s']:.2f} s "
-            "under cProfile, which inflates Python call overhead; shares of it):",
+            f"Profile of one RLlib sampling pass at {default['args']['n_envs']} envs "
+            f"({prof['total_s']:.2f} s under cProfile, which inflates Python call overhead; "
+            "shares of it, overlapping where one part calls another):",
             "",
             "| part | share of sampling time |",
             "|---|---:|",
             *[f"| {k} | {v:.1%} |" for k, v in prof.items() if k != "total_s"],
         ]
-    if remote:
-        best_remote = max(remote, key=lambda c: c["rllib"]["steps_per_s"]["median"])
+    old_prof = old8["detail"].get("profile")
+    if old_prof:
         lines += [
             "",
-            "Remote env runners on 2 cores, at the same torch threads: the best remote setup "
-            f"({best_remote['rllib']['args']['num_env_runners']} runner(s)) reaches "
-            f"{best_remote['rllib']['steps_per_s']['median']:,.0f} steps/s against "
-            f"{default['rllib']['steps_per_s']['median']:,.0f} for the local runner, and each "
-            "runner adds a process (see peak RSS). PPO here is synchronous: sampling and "
-            "learning alternate, so on 2 cores a remote runner cannot overlap with the "
-            "learner and adds the cost of shipping episodes between processes.",
+            "The same profile on RLlib's default path at 8 envs, for comparison "
+            f"({old_prof['total_s']:.2f} s):",
+            "",
+            "| part | share of sampling time |",
+            "|---|---:|",
+            *[f"| {k} | {v:.1%} |" for k, v in old_prof.items() if k != "total_s"],
         ]
     lines += [
         "",
         f"### Torch threads on a shared machine ({CONTENDING_HOGS} busy-looping processes "
-        "beside the measurement)",
+        "beside, side by side)",
         "",
-        "| torch threads | RLlib, 0 runners | SB3, 4 envs | RLlib / SB3 | load |",
+        "| torch threads | RLlib steps/s | SB3 steps/s | RLlib / SB3 | load |",
         "|---|---:|---:|---:|---:|",
-    ]
-    for c in r["contended"]:
-        lines.append(
-            f"| {c['threads'] or 'default'} | {f(c['rllib']['steps_per_s'])} | "
-            f"{f(c['sb3']['steps_per_s'])} | {c['ratio']:.2f}x | "
-            f"{harness.fmt_load(c['rllib']['load'])} |"
-        )
-    scores = r["thread_scores"]
-    lines += [
+        *[
+            f"| {m['detail']['torch_threads']}{' (default)' if not m['args']['torch_threads'] else ''}"
+            f" | {harness.fmt(m['rllib'])} | {harness.fmt(m['sb3'])} | "
+            f"{m['ratio']['median']:.2f}x | {harness.fmt_load(m['load'])} |"
+            for m in r["contended"]
+        ],
         "",
-        "Geometric mean of the quiet and the contended RLlib figure: torch threads default "
-        f"{scores['None']:,.0f}, torch threads 1 {scores['1']:,.0f} steps/s; the tuning below "
-        f"uses {_threads_label(r['tuning_threads'])}.",
-    ]
-    threads = r["tuning_threads"]
-    ref_row = next(
-        t
-        for t in r["tuning"]
-        if t["name"].startswith("default spec") and t["change"].get("torch_threads") == threads
-    )
-    ref = ref_row["m"]["steps_per_s"]["median"]
-    lines += [
-        "",
-        "### Tuning RLlib for speed on 2 cores (local runner)",
-        "",
-        f"Relative figures are against `{ref_row['name']}`.",
-        "",
-        "| setting | steps/s | vs reference | sampling / learner s | torch threads | peak RSS MiB | load |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for t in r["tuning"]:
-        m = t["m"]
-        lines.append(
-            f"| {t['name']} | {f(m['steps_per_s'])} | "
-            f"{m['steps_per_s']['median'] / ref:.2f}x | {_cells(m)} |"
-        )
-    tuned = r["tuned"]
-    lines += [
-        "",
-        "Fastest setting that leaves the learning setup as it is (same PPO update; every env "
-        "still completes a whole episode each iteration, so "
-        f"{d['train_batch_size'] / d['episode_length']:.0f} episodes complete per iteration "
-        f"as before): **{tuned['change'] or 'the default'}**, "
-        f"{f(tuned['rllib']['steps_per_s'])} steps/s, "
-        f"{tuned['rllib']['steps_per_s']['median'] / ref:.2f}x `{ref_row['name']}`. Against "
-        f"{tuned['sb3']['label']} ({f(tuned['sb3']['steps_per_s'])}): "
-        f"**{tuned['ratio']:.2f}x** (target >= {TARGET_RATIO}: {_verdict(tuned['ratio'])}). "
-        "More envs per runner than train_batch_size / episode_length make episodes complete "
-        "in bursts every few iterations; a smaller minibatch or fewer epochs would change "
-        "the update itself.",
+        "Training uses one torch thread by default (`TrainingSpec.torch_threads`): with "
+        "other work on the cores, torch's default pool (one thread per core) waits on "
+        "itself.",
         "",
     ]
     return "\n".join(lines)

@@ -1,9 +1,18 @@
-"""Shared fixtures: tiny prices, a tiny training budget, an isolated artifacts dir, local Ray."""
+"""Shared fixtures: tiny prices, a tiny training budget, an isolated artifacts dir, local Ray.
+
+Every Ray the tests start (in process, in CLI subprocesses, the daemon's runs, `ray start`
+heads) keeps its files under one temp root of this session (RAY_TMPDIR), not /tmp/ray; at
+the end of the session no process of that root may be alive, the root is removed, and
+/tmp/ray/ray_current_cluster is as the session found it.
+"""
 
 import copy
 import os
 import shutil
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +157,112 @@ def dg_env(home: Path, artifacts: Path) -> dict[str, str]:
     return {**cli_env(home, artifacts), "VIRTUAL_ENV": sys.prefix}
 
 
+SYSTEM_RAY_ADDRESS_FILE = Path("/tmp/ray/ray_current_cluster")
+
+
+def pytest_configure(config):
+    # Short (Ray's socket paths live under it, 107-byte limit) and private to this session;
+    # inherited by every subprocess the tests start.
+    os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="rlt-ray-")
+
+
+SYSTEM_RAY_DIR = SYSTEM_RAY_ADDRESS_FILE.parent
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+def _gcs_ports(sessions) -> dict[str, Path]:
+    """GCS port -> session dir, for the given Ray session dirs."""
+    return {
+        f.read_text().strip(): session
+        for session in sessions
+        for f in Path(session).glob("gcs_server_port_*")
+    }
+
+
+class _Descendants(threading.Thread):
+    """Records every process that descends from this pytest process while tests run
+    (sampled twice a second), so a Ray session made anywhere can be traced to the tests:
+    Ray names a session dir after the pid of the process that started it."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.pids: set[int] = set()
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        from rl_assets.rl.reaper import descendants
+
+        while not self._stop_event.wait(0.5):
+            self.pids.update(descendants(os.getpid()))
+
+    def stop(self) -> set[int]:
+        self._stop_event.set()
+        self.join()
+        return self.pids | {os.getpid()}
+
+
+def ray_leftovers(
+    root: Path,
+    system_dir: Path,
+    sessions_before: set[Path],
+    address_before: str | None,
+    ours: set[int],
+) -> list[str]:
+    """What the tests left of Ray, after their processes are gone; removes what is theirs.
+
+    Checked: the tests' root (removed here), Ray session dirs under ``system_dir`` named
+    after one of the tests' processes (``ours``; removed here), and the address file in
+    ``system_dir`` pointing at a cluster of the tests. Other users' sessions and address
+    file changes are not the tests' and are left alone.
+    """
+    problems = []
+    ports = _gcs_ports(root.glob("**/session_2*"))
+    shutil.rmtree(root, ignore_errors=True)
+    if root.exists():
+        problems.append(f"could not remove the tests' Ray temp root {root}")
+    new_sessions = set(system_dir.glob("session_2*")) - sessions_before
+    strays = sorted(p for p in new_sessions if int(p.name.rsplit("_", 1)[1]) in ours)
+    ports.update(_gcs_ports(strays))
+    for stray in strays:
+        shutil.rmtree(stray, ignore_errors=True)
+        problems.append(f"a test started a Ray session outside RAY_TMPDIR: {stray}")
+    address_file = system_dir / "ray_current_cluster"
+    address_after = _read(address_file)
+    if address_after and address_after != address_before:
+        if address_after.rsplit(":", 1)[-1] in ports:
+            problems.append(f"{address_file} points at {address_after}, a cluster of the tests")
+    return problems
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_ray_state_left_behind():
+    """Session-end assertion: no Ray process of the tests' temp root is alive and nothing
+    of the tests' Ray is left (``ray_leftovers``)."""
+    from rl_assets.rl.local_ray import cluster_processes, stop_cluster
+
+    root = Path(os.environ["RAY_TMPDIR"])
+    address_before = _read(SYSTEM_RAY_ADDRESS_FILE)
+    sessions_before = set(SYSTEM_RAY_DIR.glob("session_2*"))
+    watcher = _Descendants()
+    watcher.start()
+    yield root
+    ours = watcher.stop()
+    deadline = time.monotonic() + 60  # Ray's agents exit a few seconds after shutdown
+    while (left := cluster_processes(root)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if left:
+        stop_cluster(root)
+    problems = ray_leftovers(root, SYSTEM_RAY_DIR, sessions_before, address_before, ours)
+    assert not left, f"Ray processes outlived the tests: {sorted(left.values())}"
+    assert not problems, problems
+
+
 @pytest.fixture
 def tiny_run_config() -> dict:
     return copy.deepcopy(TINY_RUN_CONFIG)
@@ -184,6 +299,8 @@ def local_ray():
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not ray.is_initialized():
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    session_dir = Path(ray._private.worker._global_node.get_session_dir_path())
+    assert session_dir.is_relative_to(os.environ["RAY_TMPDIR"]), session_dir
     yield ray
     ray.shutdown()
 

@@ -242,9 +242,7 @@ def test_the_effective_number_of_trials_comes_from_how_alike_the_iterations_were
     alike = [measured().validation_returns + 1e-4 * rng.standard_normal(230) for _ in range(5)]
     apart = [0.01 * rng.standard_normal(230) for _ in range(5)]
     same = gate.skill_over_buy_and_hold(measured(buy_and_hold_returns=held, trial_returns=alike))
-    diverse = gate.skill_over_buy_and_hold(
-        measured(buy_and_hold_returns=held, trial_returns=apart)
-    )
+    diverse = gate.skill_over_buy_and_hold(measured(buy_and_hold_returns=held, trial_returns=apart))
     assert same["trials"] == pytest.approx(1.0, abs=0.05)  # five copies of one policy
     assert diverse["trials"] > 4.0  # five unrelated ones
     assert diverse["benchmark_sharpe"] > same["benchmark_sharpe"]

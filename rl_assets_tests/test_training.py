@@ -13,6 +13,7 @@ from rl_assets.rl.training import (
     load_policy,
     plan_budget,
     simulate_episodes_per_iteration,
+    simulated_episodes,
     train_ppo,
     with_history,
 )
@@ -46,11 +47,26 @@ def test_impossible_budgets_are_refused_with_the_fix(kw, message):
         plan_budget(TrainingSpec(**kw))
 
 
-def test_measured_episodes_per_iteration_matches_the_config_estimate(closes):
-    for kw in ({}, TINY_SPEC):
-        spec = TrainingSpec(**kw)
-        measured = simulate_episodes_per_iteration(spec, closes[:800], iterations=4)
-        assert measured == pytest.approx(plan_budget(spec)["episodes_per_iteration"], rel=0.15)
+@pytest.mark.parametrize(
+    "kw",
+    [{}, TINY_SPEC, {"num_envs_per_env_runner": 32}, {**TINY_SPEC, "num_envs_per_env_runner": 8}],
+)
+def test_replayed_sampling_completes_the_estimated_episodes_every_iteration(closes, kw):
+    """Staggered first episodes: every iteration completes about train_batch_size /
+    episode_length episodes, also with more envs than that."""
+    spec = TrainingSpec(**kw)
+    estimate = plan_budget(spec)["episodes_per_iteration"]
+    per_iteration = simulated_episodes(spec, closes[:800], iterations=8)
+    assert all(abs(done - estimate) <= 1 for done in per_iteration), per_iteration
+    assert simulate_episodes_per_iteration(spec, closes[:800], iterations=8) == pytest.approx(
+        estimate, rel=0.05
+    )
+
+
+def test_without_stagger_more_envs_than_episodes_end_together(closes):
+    """Why the stagger: 32 envs, 8 episodes' worth of steps per iteration, all ends at once."""
+    spec = TrainingSpec(num_envs_per_env_runner=32, stagger_episodes=False)
+    assert simulated_episodes(spec, closes[:800], iterations=8) == [0, 0, 0, 32] * 2
 
 
 def test_validation_history_ends_at_the_last_train_close():
@@ -132,13 +148,15 @@ def test_same_seed_same_validation_sharpe_sequence(tiny_run, momentum_prices, tm
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("flaky", ["FlakyVectorTradingEnv", "FlakyTradingEnv"])
 def test_a_crashing_sub_environment_is_restarted_and_training_completes(
-    local_ray, momentum_prices, tmp_path, monkeypatch
+    local_ray, momentum_prices, tmp_path, monkeypatch, flaky
 ):
-    from rl_assets_tests.flaky_env import MARKER_ENV_VAR, FlakyTradingEnv
+    """The default vector env and gymnasium's vectorised TradingEnv both recover."""
+    from rl_assets_tests import flaky_env
 
     marker = tmp_path / "crashed"
-    monkeypatch.setenv(MARKER_ENV_VAR, str(marker))
+    monkeypatch.setenv(flaky_env.MARKER_ENV_VAR, str(marker))
     train, val = split(momentum_prices)
     spec = TrainingSpec(**TINY_SPEC)
     result = train_ppo(
@@ -146,7 +164,7 @@ def test_a_crashing_sub_environment_is_restarted_and_training_completes(
         train,
         with_history(train, val, spec.window),
         tmp_path / "ckpt",
-        env_class=FlakyTradingEnv,
+        env_class=getattr(flaky_env, flaky),
     )
     assert marker.read_text() == "crashed once"  # the crash did happen
     assert result["iterations"] >= spec.min_iterations

@@ -1,10 +1,13 @@
-"""A single-asset daily trading env: observations from the past only, costs in the reward."""
+"""A single-asset daily trading env (one and natively vectorised): past-only observations, costs in the reward."""
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode
 
 ACTION_SETS: dict[str, tuple[float, ...]] = {
     "long_flat": (0.0, 1.0),
@@ -117,6 +120,138 @@ class TradingEnv(gym.Env):
         truncated = (not terminated) and self._steps >= self.episode_length
         info = {"net_return": net, "position": new_position, "index": self._i}
         return self._obs(), float(net * self.reward_scale), terminated, truncated, info
+
+
+class VectorTradingEnv(gym.vector.VectorEnv):
+    """``num_envs`` copies of :class:`TradingEnv` stepped together in numpy.
+
+    Each sub-env has TradingEnv's observation, reward, costs, action set and episode
+    rules, and its own random generator seeded as gymnasium's ``SyncVectorEnv`` seeds
+    its sub-envs (``reset(seed=s)`` seeds sub-env ``i`` with ``s + i``): with
+    ``stagger=False`` it returns exactly what ``SyncVectorEnv`` of TradingEnvs returns
+    for the same seed and actions (tested). Autoreset is NEXT_STEP, the only mode RLlib's
+    env runner handles: the step after an episode ends resets that sub-env, ignores its
+    action and returns its first observation with reward 0 (not a counted step).
+
+    ``stagger=True`` (the default) ends the first episode of sub-env ``k`` after
+    ``ceil(episode_length * (k + 1) / num_envs)`` steps (later episodes are full
+    length), so episode ends spread evenly over time instead of all sub-envs ending
+    together. ``infos`` are empty: per-step trading details come from ``rollout``.
+
+    ``config``: TradingEnv's keys, plus ``num_envs`` (RLlib passes it with
+    ``gym_env_vectorize_mode="vector_entry_point"``) and ``stagger``.
+    """
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, config: dict | None = None):
+        cfg = dict(config or {})
+        self.num_envs = int(cfg.get("num_envs", 1))
+        if self.num_envs < 1:
+            raise ValueError(f"num_envs={self.num_envs}; it must be at least 1")
+        self.stagger = bool(cfg.get("stagger", True))
+        template = TradingEnv(cfg)  # validates the config; its prepared arrays are shared
+        self.window = template.window
+        self.episode_length = template.episode_length
+        self.random_start = template.random_start
+        self.last_index = template.last_index
+        self.transaction_cost = template.transaction_cost
+        self.reward_scale = template.reward_scale
+        self._position_of_action = template.positions
+        self._next_return = np.append(template.returns[1:], 0.0)  # [i] = r[i + 1]
+        self._features = template._features
+        self.single_observation_space = template.observation_space
+        self.single_action_space = template.action_space
+        self.observation_space = gym.vector.utils.batch_space(
+            self.single_observation_space, self.num_envs
+        )
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
+        n = self.num_envs
+        self._rngs: list[np.random.Generator | None] = [None] * n
+        self._index = np.full(n, self.window, dtype=np.int64)
+        self._steps = np.zeros(n, dtype=np.int64)
+        self._length = np.full(n, self.episode_length, dtype=np.int64)
+        self._position = np.zeros(n, dtype=np.float64)
+        self._autoreset = np.zeros(n, dtype=bool)
+        self._any_resetting = False
+
+    def first_episode_lengths(self) -> np.ndarray:
+        """Truncation length of each sub-env's first episode after ``reset``."""
+        n, length = self.num_envs, self.episode_length
+        if not self.stagger:
+            return np.full(n, length, dtype=np.int64)
+        return np.array([math.ceil(length * (k + 1) / n) for k in range(n)], dtype=np.int64)
+
+    def _start(self, k: int) -> int:
+        if not self.random_start:
+            return self.window
+        rng = self._rngs[k]
+        if rng is None:
+            rng, _ = seeding.np_random()
+            self._rngs[k] = rng
+        high = self.last_index - self.episode_length  # inclusive, as TradingEnv.reset
+        return int(rng.integers(self.window, high + 1))
+
+    def _obs(self) -> np.ndarray:
+        obs = np.empty((self.num_envs, self.window + 1), dtype=np.float32)
+        obs[:, :-1] = self._features[self._index]
+        obs[:, -1] = self._position
+        return obs
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
+        n = self.num_envs
+        if seed is None:
+            seeds: list[int | None] = [None] * n
+        elif isinstance(seed, int):
+            seeds = [seed + k for k in range(n)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != n:
+                raise ValueError(f"got {len(seeds)} seeds for num_envs={n}")
+        if seed is not None:
+            self._np_random, self._np_random_seed = seeding.np_random(seeds[0])
+        for k, s in enumerate(seeds):
+            if s is not None:
+                self._rngs[k], _ = seeding.np_random(s)
+        self._index[:] = [self._start(k) for k in range(n)]
+        self._steps[:] = 0
+        self._position[:] = 0.0
+        self._length[:] = self.first_episode_lengths()
+        self._autoreset[:] = False
+        self._any_resetting = False
+        return self._obs(), {}
+
+    def step(self, actions):
+        new_position = self._position_of_action[actions]
+        resetting = self._autoreset
+        if self._any_resetting:
+            for k in np.flatnonzero(resetting):
+                self._index[k] = self._start(int(k))
+            self._steps[resetting] = 0
+            self._length[resetting] = self.episode_length
+            self._position[resetting] = 0.0
+            new_position[resetting] = 0.0
+        # The same arithmetic, in the same order, as TradingEnv.step.
+        cost = self.transaction_cost * np.abs(new_position - self._position)
+        reward = (new_position * self._next_return[self._index] - cost) * self.reward_scale
+        self._position = new_position
+        if self._any_resetting:
+            reward[resetting] = 0.0
+            moved = ~resetting
+            self._index += moved
+            self._steps += moved
+            terminated = moved & (self._index >= self.last_index)
+        else:
+            self._index += 1
+            self._steps += 1
+            terminated = self._index >= self.last_index
+        truncated = self._steps >= self._length
+        truncated &= ~terminated
+        if self._any_resetting:
+            truncated &= moved
+        self._autoreset = terminated | truncated
+        self._any_resetting = bool(self._autoreset.any())
+        return self._obs(), reward, terminated, truncated, {}
 
 
 def rollout(

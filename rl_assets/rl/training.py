@@ -10,11 +10,13 @@ Run it alone (no Dagster)::
     python -m rl_assets.rl.training
 
 Expect, on the default generated momentum prices on 2 CPU cores: 13 iterations of
-about 1 s after 6-9 s of Ray start-up, and a validation Sharpe well above
-buy-and-hold's.
+well under a second each after several seconds of start-up (RLlib's imports, Ray;
+with ``RAY_ADDRESS`` of a long-lived local Ray, ``make ray-up``, Ray's start is
+skipped), and a validation Sharpe well above buy-and-hold's.
 """
 
 import contextlib
+import functools
 import math
 import os
 import platform
@@ -31,7 +33,7 @@ import numpy as np
 
 from rl_assets.rl import checkpoints
 from rl_assets.rl.early_stopping import EarlyStopping
-from rl_assets.rl.env import TradingEnv, constant_policy, rollout
+from rl_assets.rl.env import VectorTradingEnv, constant_policy, rollout
 from rl_assets.rl.metrics import sharpe_ratio
 from rl_assets.rl.quiet import quiet_rllib
 
@@ -50,7 +52,12 @@ class TrainingSpec:
     action_set: str = "short_flat_long"
     target_episodes: int = 100
     num_env_runners: int = 0
-    num_envs_per_env_runner: int = 8
+    # 16 sub-envs per runner: per-step RLlib costs (module call, connectors, metrics)
+    # are shared by twice as many env steps as at 8, while every iteration still makes
+    # 40 minibatch updates at the default batch (32 envs make 41: more episode chunks,
+    # each adding a bootstrap row) and, staggered, completes 8 episodes
+    # (benchmarks/RESULTS.md).
+    num_envs_per_env_runner: int = 16
     train_batch_size: int = 2016
     minibatch_size: int = 256
     num_epochs: int = 5
@@ -71,6 +78,10 @@ class TrainingSpec:
     # small machines: PPO alternates sampling and learning, and a second thread mostly
     # contends with Ray's own processes (benchmarks/RESULTS.md: up to 6x on 2 cores).
     torch_threads: int = 1
+    # Sub-env k of n ends its first episode after ceil(episode_length * (k + 1) / n)
+    # steps, so episodes end evenly over iterations rather than all together
+    # (VectorTradingEnv; RLlib-default TradingEnv sampling cannot stagger).
+    stagger_episodes: bool = True
 
     def env_config(self) -> dict[str, Any]:
         return {
@@ -87,7 +98,10 @@ def plan_budget(spec: TrainingSpec) -> dict[str, Any]:
     Every iteration samples ``train_batch_size`` env steps in total (spread over
     ``max(1, num_env_runners) * num_envs_per_env_runner`` envs); every episode is
     ``episode_length`` steps, so on average ``train_batch_size / episode_length``
-    episodes complete per iteration.
+    episodes complete per iteration. With staggered first episodes
+    (``stagger_episodes``) every iteration completes about that many, also when there
+    are more envs than episodes per iteration; without, those envs all end their
+    episodes on the same iteration.
     """
     if spec.target_episodes < 1:
         raise ValueError(f"target_episodes={spec.target_episodes}; it must be at least 1")
@@ -119,31 +133,51 @@ def plan_budget(spec: TrainingSpec) -> dict[str, Any]:
     }
 
 
+def simulated_episodes(
+    spec: TrainingSpec, train_closes: np.ndarray, iterations: int = 3
+) -> list[int]:
+    """Episodes completed in each of ``iterations`` iterations, replaying RLlib's sampling
+    schedule on the real (vectorised) env with random actions.
+
+    As RLlib's env runner does: every runner steps its vector env (``stagger_episodes``
+    as in training) whole vector steps at a time until it has ``rollout_fragment_length
+    * num_envs`` env steps (``"auto"``: ``train_batch_size`` split over all envs), the
+    step that resets a finished sub-env does not count, and episodes continue across
+    iterations. Episode ends do not depend on the actions.
+    """
+    plan = plan_budget(spec)
+    runners = max(1, spec.num_env_runners)
+    n = spec.num_envs_per_env_runner
+    fragment = max(1, math.ceil(spec.train_batch_size / plan["parallel_envs"]))
+    done = [0] * iterations
+    for runner in range(runners):
+        env = VectorTradingEnv(
+            {
+                **spec.env_config(),
+                "closes": train_closes,
+                "num_envs": n,
+                "stagger": spec.stagger_episodes,
+            }
+        )
+        env.reset(seed=spec.seed + runner)
+        env.action_space.seed(spec.seed + runner)
+        resetting = 0
+        for it in range(iterations):
+            counted = 0
+            while counted < fragment * n:
+                _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+                counted += n - resetting
+                resetting = int(np.count_nonzero(terminated | truncated))
+                done[it] += resetting
+    return done
+
+
 def simulate_episodes_per_iteration(
     spec: TrainingSpec, train_closes: np.ndarray, iterations: int = 3
 ) -> float:
-    """Measure episodes per iteration by replaying RLlib's sampling schedule on the real env.
-
-    Each of the parallel envs steps ``train_batch_size / parallel_envs`` times per
-    iteration (random actions; episode ends do not depend on actions) and episodes
-    continue across iterations, as RLlib's env runners do.
-    """
-    plan = plan_budget(spec)
-    n_envs = plan["parallel_envs"]
-    steps_each = math.ceil(spec.train_batch_size / n_envs)
-    envs = [TradingEnv({**spec.env_config(), "closes": train_closes}) for _ in range(n_envs)]
-    for k, env in enumerate(envs):
-        env.reset(seed=spec.seed + k)
-        env.action_space.seed(spec.seed + k)
-    done = 0
-    for _ in range(iterations):
-        for env in envs:
-            for _ in range(steps_each):
-                _, _, term, trunc, _ = env.step(env.action_space.sample())
-                if term or trunc:
-                    done += 1
-                    env.reset()
-    return done / iterations
+    """Mean episodes per iteration over ``iterations`` replayed iterations
+    (``simulated_episodes``)."""
+    return sum(simulated_episodes(spec, train_closes, iterations)) / iterations
 
 
 def with_history(
@@ -201,6 +235,19 @@ def evaluate(policy, closes: np.ndarray, spec: TrainingSpec) -> dict[str, Any]:
     }
 
 
+def evaluate_module(module, closes: np.ndarray, spec: TrainingSpec) -> dict[str, Any]:
+    """``evaluate`` of an RLModule's greedy policy, with the module in eval mode for the
+    whole rollout: RLlib's forward_inference otherwise switches a training-mode module to
+    eval and back on every one of the rollout's steps (no dropout or batch norm here, so
+    the mode changes no number)."""
+    was_training = module.training
+    module.eval()
+    try:
+        return evaluate(greedy_policy(module), closes, spec)
+    finally:
+        module.train(was_training)
+
+
 def buy_and_hold(closes: np.ndarray, spec: TrainingSpec) -> dict[str, Any]:
     return evaluate(constant_policy(spec.env_config(), 1.0), closes, spec)
 
@@ -216,7 +263,15 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
-        ray.init(address=address, log_to_driver=False)
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except ConnectionError as e:
+            raise ConnectionError(
+                f"could not join the Ray cluster at {address}: {e}. For the long-lived local "
+                "Ray of `make ray-up`, `source .ray_env` first (it also sets RAY_AUTH_MODE and "
+                "RAY_AUTH_TOKEN_PATH, which that Ray requires); if it was stopped, unset "
+                "RAY_ADDRESS"
+            ) from e
         try:
             yield f"cluster:{address}"
         finally:
@@ -243,16 +298,46 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         reaper.wait(timeout=10)
 
 
-def build_ppo_config(spec: TrainingSpec, train_closes: np.ndarray, env_class: type = TradingEnv):
-    from ray.rllib.algorithms.ppo import PPOConfig
+def is_vector_env(env_class: type) -> bool:
+    import gymnasium as gym
 
+    return isinstance(env_class, type) and issubclass(env_class, gym.vector.VectorEnv)
+
+
+def build_ppo_config(
+    spec: TrainingSpec, train_closes: np.ndarray, env_class: type = VectorTradingEnv
+):
+    """The PPO config of a run, as one chain.
+
+    A natively vectorised ``env_class`` (the default, VectorTradingEnv) is built by RLlib
+    through its ``vector_entry_point`` (RLlib passes ``num_envs``) and sampled with one
+    connector piece each way plus a learner pipeline without RLlib's stateful-model
+    pieces (rl_assets/rl/pipeline.py). A plain ``gym.Env`` class (TradingEnv, or a test
+    double) runs through gymnasium's SyncVectorEnv and RLlib's default pipelines. Both
+    give bit-identical results for the same seed when sampling order is the same
+    (``stagger_episodes=False``; rl_assets_tests/test_sampling.py).
+    """
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from rl_assets.rl import pipeline
+
+    vectorised = is_vector_env(env_class)
+    env_config = {**spec.env_config(), "closes": train_closes}
+    if vectorised:
+        env_config["stagger"] = spec.stagger_episodes
+    config = PPOConfig()
     return (
-        PPOConfig()
-        .environment(env_class, env_config={**spec.env_config(), "closes": train_closes})
+        config.environment(env_class, env_config=env_config)
         .env_runners(
             num_env_runners=spec.num_env_runners,
             num_envs_per_env_runner=spec.num_envs_per_env_runner,
             rollout_fragment_length="auto",
+            gym_env_vectorize_mode="vector_entry_point" if vectorised else "sync",
+            env_to_module_connector=pipeline.env_to_module if vectorised else None,
+            module_to_env_connector=pipeline.module_to_env if vectorised else None,
+            add_default_connectors_to_env_to_module_pipeline=not vectorised,
+            add_default_connectors_to_module_to_env_pipeline=not vectorised,
         )
         .training(
             train_batch_size=spec.train_batch_size,
@@ -261,7 +346,22 @@ def build_ppo_config(spec: TrainingSpec, train_closes: np.ndarray, env_class: ty
             lr=spec.lr,
             gamma=spec.gamma,
         )
-        .rl_module(model_config={"fcnet_hiddens": list(spec.hidden_sizes)})
+        .learners(
+            learner_connector=(
+                functools.partial(
+                    pipeline.learner_pipeline, gamma=spec.gamma, lambda_=config.lambda_
+                )
+                if vectorised
+                else None
+            ),
+            add_default_connectors_to_learner_pipeline=not vectorised,
+        )
+        .rl_module(
+            model_config={"fcnet_hiddens": list(spec.hidden_sizes)},
+            rl_module_spec=RLModuleSpec(module_class=pipeline.TradingPPOModule)
+            if vectorised
+            else None,
+        )
         .fault_tolerance(
             restart_failed_env_runners=True,
             restart_failed_sub_environments=True,
@@ -295,7 +395,7 @@ def train_ppo(
     data_version: str = "",
     log: Callable[[str], None] = print,
     ray_address: str | None = None,
-    env_class: type = TradingEnv,
+    env_class: type = VectorTradingEnv,
     provenance: dict[str, Any] | None = None,
     num_cpus: int | None = None,
 ) -> dict[str, Any]:
@@ -360,7 +460,7 @@ def train_ppo(
                 episodes = int(runner.get(NUM_EPISODES, 0))
                 episodes_total += episodes
                 train_return = runner.get(EPISODE_RETURN_MEAN, float("nan"))
-                val = evaluate(greedy_policy(algo.get_module()), validation_closes, spec)
+                val = evaluate_module(algo.get_module(), validation_closes, spec)
                 improved = stopper.update(
                     val["sharpe"], budget_reached=episodes_total >= spec.target_episodes
                 )
@@ -423,6 +523,7 @@ def train_ppo(
         "plan": plan,
         "ray": ray_mode,
         "num_env_runners": spec.num_env_runners,
+        "env_class": env_class.__name__,
         "seconds": time.perf_counter() - started,
         "spec": asdict(spec),
         "library_versions": versions,
