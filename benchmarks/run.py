@@ -23,6 +23,7 @@ from benchmarks import (
     calibration,
     env_throughput,
     harness,
+    instruments,
     learner_update,
     quality,
     scaling,
@@ -39,7 +40,10 @@ SECTIONS = {
     "scaling": scaling,
     "quality": quality,
     "calibration": calibration,
+    "instruments": instruments,
 }
+# Opt-in sections: each takes many minutes of training (their own flags below).
+OPT_IN = ("calibration", "instruments")
 PACKAGES = ("ray", "torch", "gymnasium", "numpy", "pandas", "dagster", "stable-baselines3")
 
 
@@ -211,10 +215,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke mode: tiny sizes, n=1")
     parser.add_argument("--with-calibration", action="store_true")
+    parser.add_argument(
+        "--with-instruments", action="store_true", help="adds 1, 4, 16 instruments (about 10 min)"
+    )
     parser.add_argument("--only", default="", help="comma-separated: " + ",".join(SECTIONS))
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args(argv)
-    chosen = [s for s in SECTIONS if s != "calibration"]
+    chosen = [s for s in SECTIONS if s not in OPT_IN]
     if args.only:
         chosen = [s.strip() for s in args.only.split(",") if s.strip()]
         unknown = set(chosen) - set(SECTIONS)
@@ -222,9 +229,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             parser.error(f"unknown section(s) {sorted(unknown)}; choose from {list(SECTIONS)}")
     if args.with_calibration and "calibration" not in chosen:
         chosen.append("calibration")
+    if args.with_instruments and "instruments" not in chosen:
+        chosen.append("instruments")
     flags = "".join(
         f" {f}"
-        for f, on in (("--quick", args.quick), ("--with-calibration", args.with_calibration))
+        for f, on in (
+            ("--quick", args.quick),
+            ("--with-calibration", args.with_calibration),
+            ("--with-instruments", args.with_instruments),
+        )
         if on
     ) + (f" --only {args.only}" if args.only else "")
 

@@ -171,3 +171,19 @@ def test_a_run_config_that_loosens_the_gate_fails_before_training(instance, arti
     message = failure_message(result)
     assert "gate_thresholds.min_deflated_sharpe=0.5 would loosen" in message
     assert "RL_ASSETS_GATE_MIN_DEFLATED_SHARPE" in message
+
+
+def test_metadata_floats_are_rounded_for_reading_and_the_json_keeps_full_precision(passing_run):
+    def shown(node: str) -> dict:
+        [mat] = passing_run.asset_materializations_for_node(node)
+        return {k: v.value for k, v in mat.metadata.items()}
+
+    report = shown("validation_report")
+    for key in ("validation_sharpe", "buy_and_hold_sharpe", "train_sharpe", "deflated_sharpe"):
+        assert report[key] == round(report[key], 3), key
+    for key in ("total_return", "max_drawdown"):
+        assert report[key] == round(report[key], 4), key
+    full = report["report"]["validation_sharpe"]
+    assert report["validation_sharpe"] == round(full, 3) and full != round(full, 3)
+    policy = shown("trained_policy")
+    assert policy["best_validation_sharpe"] == round(policy["best_validation_sharpe"], 3)
