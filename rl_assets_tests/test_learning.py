@@ -1,7 +1,7 @@
 """Learning is real, and the gate knows luck from skill (a small version of the calibration).
 
-Five seeds of planted-momentum prices and five of a pure random walk, default training
-budget (100 episodes) and default gate thresholds. The full 10+10 calibration is in
+Five seeds each of planted-momentum prices, a pure random walk and the realistic GARCH-t
+null, default training budget (100 episodes) and default gate thresholds. The full 10+10 calibration is in
 benchmarks/gate_calibration.py (make bench).
 """
 
@@ -19,7 +19,7 @@ def outcomes(local_ray, tmp_path_factory):
     root = tmp_path_factory.mktemp("learning")
     return {
         structure: [one(structure, seed, root) for seed in SEEDS]
-        for structure in ("momentum", "random_walk")
+        for structure in ("momentum", "random_walk", "garch_null")
     }
 
 
@@ -40,4 +40,5 @@ def test_on_a_random_walk_the_policy_does_not_reliably_beat_buy_and_hold(outcome
 def test_the_gate_promotes_skill_and_refuses_luck(outcomes):
     promoted = {s: sum(r["promoted"] for r in rows) for s, rows in outcomes.items()}
     assert promoted["random_walk"] <= 1, outcomes["random_walk"]
+    assert promoted["garch_null"] <= 1, outcomes["garch_null"]  # the realistic null
     assert promoted["momentum"] >= 4, outcomes["momentum"]
