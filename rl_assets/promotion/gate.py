@@ -388,7 +388,7 @@ def skill_over_buy_and_hold(m: Measurements) -> dict[str, float]:
     noise of a Sharpe ratio over these days (``deflated_sharpe_against_noise`` says why not
     the spread the iterations showed). Iterations are much alike, so they count as their
     effective number (``effective_trials``, from how correlated their daily validation
-    returns over buy-and-hold were); without their returns, every iteration counts.
+    returns were); without their returns, every iteration counts.
     """
     held = np.asarray(m.buy_and_hold_returns)
     if len(held) != len(m.validation_returns):
@@ -400,7 +400,9 @@ def skill_over_buy_and_hold(m: Measurements) -> dict[str, float]:
         len(r) == len(held) for r in m.trial_returns
     )
     if comparable and m.trial_returns:
-        trials = effective_trials([np.asarray(r, dtype=np.float64) - held for r in m.trial_returns])
+        # How alike the policies were: their own returns. Over buy-and-hold, even independent
+        # policies correlate (each is below buy-and-hold whenever it is not long).
+        trials = effective_trials(m.trial_returns)
     else:
         trials = float(max(len(m.trial_sharpes), 1))
     return deflated_sharpe_against_noise(active, trials)

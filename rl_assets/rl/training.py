@@ -217,7 +217,8 @@ def load_module(checkpoint: Path):
     from ray.rllib.core.rl_module.rl_module import RLModule
 
     checkpoints.read_manifest(checkpoint)  # refuses incomplete checkpoints
-    return RLModule.from_checkpoint(str(Path(checkpoint) / RL_MODULE_SUBDIR))
+    # Absolute: RLlib reads the path as a URI, and a relative one has no scheme.
+    return RLModule.from_checkpoint(str(Path(checkpoint).absolute() / RL_MODULE_SUBDIR))
 
 
 def load_policy(checkpoint: Path) -> Callable[[np.ndarray], int]:
