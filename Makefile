@@ -139,4 +139,4 @@ lock:
 
 clean:
 	rm -rf $(VENV) .dagster_home artifacts .pytest_cache
-	rm -rf .dagster_home_pg .ray .ray_address .ray_env
+	rm -rf .dagster_home_pg
