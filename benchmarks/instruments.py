@@ -1,12 +1,13 @@
 """The cost of many instruments: wall time for 1, 4 and 16 instruments, each trained in its
 own run, with a local Ray started per run against one long-lived local Ray joined through
-RAY_ADDRESS.
+RAY_ADDRESS, and against every run in one process (what `make demo` does).
 
     .venv/bin/python -m benchmarks.instruments                 # 16 instruments, both setups
     .venv/bin/python -m benchmarks.instruments --instruments 4 --out /tmp/instruments.json
 
 Each instrument is one `dg launch --assets 'key:"*"' --partition <instrument>`, the user's
-command, run one after another (the training pool allows one at a time) on a fresh
+command (or, in the third setup, one run of `python -m rl_assets.demo --instrument ...`, which
+executes the same job for each instrument in one Python process and one Ray), run one after another (the training pool allows one at a time) on a fresh
 DAGSTER_HOME and artifact store; instruments are generated momentum series (one file each in
 a prices directory) with the default training budget. T(n) is the wall time to finish the
 first n instruments, including, for the long-lived setup, starting and stopping that Ray
@@ -59,7 +60,63 @@ def loop_seconds(home: Path, instrument: str) -> float:
     return float(sum(row["seconds"] for row in history))
 
 
-def run_setup(name: str, count: int, long_lived: bool, work: Path) -> dict:
+def run_end_times(home: Path, keys: list[str]) -> list[float]:
+    """When each instrument's run ended (from the instance's run records), in key order."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        ends = []
+        for key in keys:
+            records = instance.get_run_records(
+                filters=dg.RunsFilter(tags={"dagster/partition": key}), limit=1
+            )
+            assert records and records[0].end_time, f"no finished run for {key}"
+            ends.append(float(records[0].end_time))
+    return ends
+
+
+def step_seconds(home: Path, keys: list[str]) -> dict[str, float]:
+    """Median seconds per step of the instruments' runs (step start to its end), and of each
+    whole run (run start to end): what a run spends outside its steps is process start,
+    imports and run set-up."""
+    import dagster as dg
+
+    per_step: dict[str, list[float]] = {}
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        for key in keys:
+            record = instance.get_run_records(
+                filters=dg.RunsFilter(tags={"dagster/partition": key}), limit=1
+            )[0]
+            per_step.setdefault("(whole run)", []).append(record.end_time - record.start_time)
+            starts: dict[str, float] = {}
+            for entry in instance.all_logs(record.dagster_run.run_id):
+                event = entry.dagster_event
+                if event is None or event.step_key is None:
+                    continue
+                if event.event_type == dg.DagsterEventType.STEP_START:
+                    starts[event.step_key] = entry.timestamp
+                elif (
+                    event.event_type
+                    in (
+                        dg.DagsterEventType.STEP_SUCCESS,
+                        dg.DagsterEventType.STEP_FAILURE,
+                    )
+                    and event.step_key in starts
+                ):
+                    per_step.setdefault(event.step_key, []).append(
+                        entry.timestamp - starts[event.step_key]
+                    )
+    return {step: statistics.median(values) for step, values in per_step.items()}
+
+
+SETUPS = (
+    ("local Ray per run", "per_run"),
+    ("long-lived local Ray", "long_lived"),
+    ("one process, one Ray (make demo)", "one_process"),
+)
+
+
+def run_setup(name: str, count: int, mode: str, work: Path) -> dict:
     from rl_assets.rl import local_ray
 
     home, artifacts, prices = work / "home", work / "artifacts", work / "prices"
@@ -82,35 +139,48 @@ def run_setup(name: str, count: int, long_lived: bool, work: Path) -> dict:
     )  # fmt: skip
     assert scan.returncode == 0, scan.stdout + scan.stderr
     ray_root = work / "ray"
+    started_wall = time.time()
     started = time.perf_counter()
     state = None
-    if long_lived:
+    if mode == "long_lived":
         ray_root.mkdir()
         state = local_ray.up(ray_root)
         env.update(
             {"RAY_ADDRESS": state["address"], **local_ray.auth_env(Path(state["token_path"]))}
         )
-    finished: list[float] = []
-    loops: list[float] = []
     try:
-        for key in keys:
+        if mode == "one_process":
+            args = [a for key in keys for a in ("--instrument", key)]
             proc = subprocess.run(
-                [str(BIN / "dg"), "launch", "--assets", 'key:"*"', "--partition", key,
+                [sys.executable, "-m", "rl_assets.demo", *args,
                  "-c", str(REPO / "console_logging.yaml")],
-                cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
+                cwd=REPO, env=env, capture_output=True, text=True, timeout=900 * count,
             )  # fmt: skip
-            if proc.returncode not in (0, 1):  # 1: the gate refused; still a finished run
-                raise RuntimeError(f"{name} {key}: exit {proc.returncode}\n{proc.stderr[-3000:]}")
-            finished.append(time.perf_counter() - started)
-            loops.append(loop_seconds(home, key))
+            if proc.returncode not in (0, 1):  # 1: a run failed or was refused; see below
+                raise RuntimeError(f"{name}: exit {proc.returncode}\n{proc.stderr[-3000:]}")
+        else:
+            for key in keys:
+                proc = subprocess.run(
+                    [str(BIN / "dg"), "launch", "--assets", 'key:"*"', "--partition", key,
+                     "-c", str(REPO / "console_logging.yaml")],
+                    cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
+                )  # fmt: skip
+                if proc.returncode not in (0, 1):  # 1: the gate refused; still a finished run
+                    raise RuntimeError(
+                        f"{name} {key}: exit {proc.returncode}\n{proc.stderr[-3000:]}"
+                    )
     finally:
         if state is not None:
             local_ray.down(ray_root)
     total = time.perf_counter() - started
+    # Every run must have trained (a refusal is fine; a crash before training is not).
+    loops = [loop_seconds(home, key) for key in keys]
+    finished = [end - started_wall for end in run_end_times(home, keys)]
     wall = {n: (finished[n - 1] if n < count else total) for n in CHECKPOINTS if n <= count}
     last = max(wall)
     marginal = (wall[last] - wall[1]) / (last - 1) if last > 1 else float("nan")
     loop = statistics.mean(loops)
+    steps = step_seconds(home, keys[1:] or keys)  # the first run also pays the first imports
     return {
         "setup": name,
         "instruments": count,
@@ -120,6 +190,7 @@ def run_setup(name: str, count: int, long_lived: bool, work: Path) -> dict:
         "marginal_seconds_per_instrument": marginal,
         "overhead_factor": marginal / loop if loop else float("nan"),
         "load": os.getloadavg()[0],
+        "median_step_seconds": steps,
     }
 
 
@@ -127,9 +198,9 @@ def run(quick: bool) -> dict:
     """The section for benchmarks.run (opt-in: --with-instruments)."""
     count = 4 if quick else 16
     rows = []
-    for name, long_lived in (("local Ray per run", False), ("long-lived local Ray", True)):
+    for name, mode in SETUPS:
         with tempfile.TemporaryDirectory(prefix="rl_assets_instruments_") as tmp:
-            rows.append(run_setup(name, count, long_lived, Path(tmp)))
+            rows.append(run_setup(name, count, mode, Path(tmp)))
     return {"rows": rows}
 
 
@@ -151,18 +222,63 @@ def markdown(result: dict) -> str:
     )
     per_run, shared = rows[0], rows[1]
     saving = per_run["marginal_seconds_per_instrument"] - shared["marginal_seconds_per_instrument"]
+    one_process = (
+        f"Running every instrument's run in one process (`python -m rl_assets.demo --instrument "
+        f"...`, what `make demo` does) costs {rows[2]['marginal_seconds_per_instrument']:.1f} s "
+        f"per instrument ({rows[2]['overhead_factor']:.2f}x its training loop): Python, "
+        "Dagster, RLlib and Ray are imported and started once.\n"
+        if len(rows) > 2
+        else ""
+    )
     return (
         "## 6. The cost of many instruments\n\n"
-        "Each instrument is one `dg launch --assets 'key:\"*\"' --partition <instrument>` with "
-        "the default budget, one after another, on a fresh instance; wall time to finish the "
-        "first n instruments. Marginal cost = (T(last) - T(1)) / (last - 1); the training "
-        "loop is the time trained_policy spent in its iterations; the overhead factor is "
-        "their ratio (target: at most 1.5x with the long-lived Ray).\n\n"
+        "Each instrument is one Dagster run of every asset and check of its partition with "
+        "the default budget, one after another, on a fresh instance; the first two setups "
+        "run `dg launch --assets 'key:\"*\"' --partition <instrument>` once per instrument "
+        "(one CLI process each), the third runs them all in one process. Wall time to finish "
+        "the first n instruments (from the runs' end times). Marginal cost = "
+        "(T(last) - T(1)) / (last - 1); the training loop is the time trained_policy spent in "
+        "its iterations; the overhead factor is their ratio (target: at most 1.5x with the "
+        "long-lived Ray).\n\n"
         + head
         + body
-        + f"\nThe long-lived Ray saves {saving:.1f} s per instrument. What remains per run "
-        "is the CLI process: importing Dagster and loading the code location, the upstream "
+        + f"\nThe long-lived Ray saves {saving:.1f} s per instrument. What remains per CLI run "
+        "is the process: importing Dagster and loading the code location, the upstream "
         "assets, importing RLlib and building the algorithm, the report and the gate.\n"
+        + one_process
+        + step_table(rows)
+    )
+
+
+def step_table(rows: list[dict]) -> str:
+    """Where a run's time goes: median seconds per step (runs after the first)."""
+    steps = [s for s in rows[0].get("median_step_seconds", {}) if s != "(whole run)"]
+    if not steps:
+        return ""
+    order = ["(whole run)", *sorted(steps, key=lambda s: -rows[0]["median_step_seconds"][s])]
+    head = "| step | " + " | ".join(r["setup"] for r in rows) + " |\n"
+    head += "|---|" + "---:|" * len(rows) + "\n"
+    body = "".join(
+        f"| {step} | "
+        + " | ".join(f"{r['median_step_seconds'].get(step, float('nan')):.1f} s" for r in rows)
+        + " |\n"
+        for step in order
+    )
+    outside = " | ".join(
+        f"{r['median_step_seconds']['(whole run)'] - sum(v for k, v in r['median_step_seconds'].items() if k != '(whole run)'):.1f} s"
+        for r in rows
+    )
+    before = " | ".join(
+        f"{statistics.median(r['per_run_seconds'][1:] or r['per_run_seconds']) - r['median_step_seconds']['(whole run)']:.1f} s"
+        for r in rows
+    )
+    return (
+        "\nWhere a run's time goes (median seconds per step over the runs after the first; "
+        "steps of one run execute one after another in one process):\n\n"
+        + head
+        + body
+        + f"| (in the run, outside steps) | {outside} |\n"
+        + f"| (before the run starts: process, imports, code location) | {before} |\n"
     )
 
 
@@ -172,9 +288,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     rows = []
-    for name, long_lived in (("local Ray per run", False), ("long-lived local Ray", True)):
+    for name, mode in SETUPS:
         with tempfile.TemporaryDirectory(prefix="rl_assets_instruments_") as tmp:
-            row = run_setup(name, args.instruments, long_lived, Path(tmp))
+            row = run_setup(name, args.instruments, mode, Path(tmp))
         rows.append(row)
         print(json.dumps(row), flush=True)
     out = {"rows": rows}
