@@ -33,9 +33,10 @@ CONFIGS = {
 
 def child(args: dict[str, Any]) -> None:
     import torch
-    from rl_assets.synthetic import generate_prices
 
-    from rl_assets import constants, gate
+    from rl_assets import constants
+    from rl_assets.data.synthetic import generate_prices
+    from rl_assets.promotion import gate
     from rl_assets.rl import env as env_module
     from rl_assets.rl.training import TrainingSpec, ray_session, train_ppo, with_history
 
@@ -58,9 +59,7 @@ def child(args: dict[str, Any]) -> None:
                     env_class=getattr(env_module, cfg["env"]),
                 )
                 seconds = time.perf_counter() - t0
-                gates = gate.evaluate_all(
-                    gate.GateInputs(result, train, val, gate.GateThresholds(), champion=None)
-                )
+                gates = gate.judge_training_result(result, train, val)
                 rows.append(
                     {
                         "config": name,

@@ -189,6 +189,10 @@ def write(
         "| versions | " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + " |",
         f"| load average at start / end | {meta['load_start']:.1f} / {meta['load_end']:.1f} |",
         "",
+        *[
+            f"**Section {name} failed and has no figures here:** {error[-500:]}\n"
+            for name, error in meta.get("failed_sections", {}).items()
+        ],
         "| section | wall time | load during it |",
         "|---|---:|---:|",
         *[
@@ -251,22 +255,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "sections": {},
     }
     results: dict[str, Any] = {}
+    failed: dict[str, str] = {}
     for name in chosen:
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
         t0, l0 = time.perf_counter(), os.getloadavg()[0]
         extra = {}
         if name == "scaling" and "budget" in results:
             extra["baseline"] = results["budget"]
-        results[name] = SECTIONS[name].run(args.quick, **extra)
+        try:
+            results[name] = SECTIONS[name].run(args.quick, **extra)
+        except Exception as err:  # keep the other sections' figures; say which one failed
+            failed[name] = f"{type(err).__name__}: {err}"
+            print(f"[bench] {name} FAILED: {failed[name][-2000:]}", file=sys.stderr, flush=True)
+            continue
         wall = time.perf_counter() - t0
         meta["sections"][name] = {"wall_s": wall, "load_mean": (l0 + os.getloadavg()[0]) / 2}
         print(f"[bench] {name} done in {wall:.0f} s", file=sys.stderr, flush=True)
     meta["load_end"] = os.getloadavg()[0]
+    meta["failed_sections"] = failed
     meta["total_s"] = time.perf_counter() - started
     write(results, meta, args.out)
     raw = args.out.with_suffix(".json")
     raw.write_text(json.dumps(_clean({"meta": meta, "results": results}), indent=1, default=str))
     print(f"[bench] wrote {args.out} and {raw} in {meta['total_s'] / 60:.1f} min", file=sys.stderr)
+    if failed:
+        sys.exit(f"[bench] failed sections (their figures are missing): {sorted(failed)}")
     return {"meta": meta, "results": results}
 
 
