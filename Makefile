@@ -51,8 +51,12 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 		$(foreach i,$(DEMO_INSTRUMENTS),--instrument $(i)) \
 		-c console_logging.yaml $(if $(DEMO_CONFIG),-c $(DEMO_CONFIG))
 
+# Two workers (pytest-xdist), whole files each, the longest first (conftest.py): most
+# end-to-end time is one core waiting on a subprocess, a daemon tick or the browser.
+# TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
 test: install $(CHROMIUM)
-	$(PY) -m pytest -q -ra rl_assets_tests
+	$(PY) -m pytest -q -ra -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder rl_assets_tests
 
 # Installed once; as root with apt-get, else say what to install (the browser test then
 # skips locally and fails under CI=true).

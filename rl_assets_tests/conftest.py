@@ -81,6 +81,26 @@ def materialize_command(
     ]  # fmt: skip
 
 
+def step_window(instance, run_id: str, step: str) -> tuple[float, float] | None:
+    """(STEP_START, STEP_SUCCESS or STEP_FAILURE) timestamps of ``step`` in a run; None if it
+    never started."""
+    from dagster import DagsterEventType
+
+    start = end = None
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None or event.step_key != step:
+            continue
+        if event.event_type == DagsterEventType.STEP_START:
+            start = record.timestamp
+        elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            end = record.timestamp
+    if start is None:
+        return None
+    assert end is not None, f"{step} of run {run_id} started and never ended"
+    return start, end
+
+
 def register_instruments(home: Path, *keys: str, env: dict | None = None) -> None:
     """`python -m rl_assets.instruments add ...` against the instance at ``home``."""
     import subprocess
@@ -124,7 +144,9 @@ def materialize_instrument(
     from rl_assets.definitions import defs
     from rl_assets.resources import ArtifactStoreResource, RunScopedIOManager
 
-    instance = dg.DagsterInstance.ephemeral()
+    # Its local storage under the test's folder (by default it is a temp dir of its own that
+    # stays behind unless the instance is disposed, and the result still needs it).
+    instance = dg.DagsterInstance.ephemeral(tempdir=str(artifacts.parent / "ephemeral_instance"))
     instance.add_dynamic_partitions("instrument", [instrument])
     return dg.materialize(
         [*defs.assets, *defs.asset_checks],
@@ -161,9 +183,36 @@ SYSTEM_RAY_ADDRESS_FILE = Path("/tmp/ray/ray_current_cluster")
 
 
 def pytest_configure(config):
-    # Short (Ray's socket paths live under it, 107-byte limit) and private to this session;
-    # inherited by every subprocess the tests start.
+    if getattr(config.option, "numprocesses", None) and "PYTEST_XDIST_WORKER" not in os.environ:
+        return  # pytest-xdist's controller runs no test; each worker makes its own root
+    # Short (Ray's socket paths live under it, 107-byte limit) and private to this session
+    # (to this worker under pytest-xdist); inherited by every subprocess the tests start.
     os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="rlt-ray-")
+
+
+# The longest files first (measured serially on 2 cores: the daemon 3.6 min, the browser
+# 2 min, ...): `make test` hands whole files to two workers in this order
+# (--dist loadfile --no-loadscope-reorder), so no long file starts last and runs alone.
+LONGEST_FIRST = (
+    "test_daemon_e2e.py",
+    "test_ui_browser.py",
+    "test_learning.py",
+    "test_kill.py",
+    "test_cli.py",
+    "test_concurrency.py",
+    "test_postgres.py",
+    "test_ray_cluster.py",
+    "test_prices_cli.py",
+    "test_pipeline.py",
+    "test_signal_and_monitoring.py",
+    "test_demo.py",
+    "test_dg_cli.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable within a file
 
 
 SYSTEM_RAY_DIR = SYSTEM_RAY_ADDRESS_FILE.parent

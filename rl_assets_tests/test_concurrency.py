@@ -17,25 +17,12 @@ from rl_assets_tests.conftest import (
     materialize_command,
     new_dagster_home,
     register_instruments,
+    step_window,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 SEEDS = (0, 3)
-
-
-def step_window(instance, run_id: str, step: str) -> tuple[float, float]:
-    start = end = None
-    for record in instance.all_logs(run_id):
-        event = record.dagster_event
-        if event is None or event.step_key != step:
-            continue
-        if event.event_type == DagsterEventType.STEP_START:
-            start = record.timestamp
-        elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
-            end = record.timestamp
-    assert start is not None and end is not None, (run_id, step)
-    return start, end
 
 
 def test_two_cli_runs_at_once_each_judge_their_own_candidate(tmp_path):
@@ -88,7 +75,9 @@ def test_two_cli_runs_at_once_each_judge_their_own_candidate(tmp_path):
                     assert data.metadata["checkpoint"].value == checkpoint
             candidates[run.run_id] = (seed, checkpoint, report, "promoted_policy" in mats)
         # Training is one at a time (the training pool), CLI runs included.
-        (a0, a1), (b0, b1) = (step_window(instance, r.run_id, "trained_policy") for r in runs)
+        windows = [step_window(instance, r.run_id, "trained_policy") for r in runs]
+        assert all(windows), windows
+        (a0, a1), (b0, b1) = windows
         assert a1 <= b0 or b1 <= a0, "two trainings overlapped despite the pool limit of 1"
 
     history = registry.history()

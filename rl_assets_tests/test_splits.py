@@ -111,8 +111,9 @@ def test_too_few_rows_for_the_window(prices):
 
 def test_reversed_split_dates_stop_the_graph_before_training(tmp_path, monkeypatch, prices):
     monkeypatch.delenv(PRICES_FILE_ENV_VAR, raising=False)
+    artifacts = tmp_path / "artifacts"
     result = materialize_instrument(
-        tmp_path,
+        artifacts,
         {
             "ops": {
                 "price_splits": {
@@ -129,7 +130,7 @@ def test_reversed_split_dates_stop_the_graph_before_training(tmp_path, monkeypat
     )
     done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert done == {"raw_prices"}
-    assert not (tmp_path / "registry").exists()
+    assert not (artifacts / "registry").exists()
 
 
 # No look-ahead in the validation rollout -------------------------------------------------
