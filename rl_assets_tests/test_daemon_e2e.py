@@ -21,11 +21,18 @@ import yaml
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.scheduler.instigation import InstigatorType
 
+from rl_assets.automation.decay import DECAY_SENSOR
 from rl_assets.automation.jobs import CONFIG_TAG, CONTENT_TAG, config_digest
 from rl_assets.automation.sensors import LandingCursor
 from rl_assets.data.sources import symbol_digests
 from rl_assets.data.synthetic import generate_prices, latest_business_day
-from rl_assets_tests.conftest import PIPELINE_ASSETS, TINY_RUN_CONFIG
+from rl_assets_tests.conftest import (
+    PIPELINE_ASSETS,
+    TINY_RUN_CONFIG,
+    materialize_command,
+    register_instruments,
+    step_window,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -116,7 +123,10 @@ def describe(pids: list[int]) -> list[str]:
 class Daemon:
     """A `dagster-daemon run` in its own process group, with a temporary instance."""
 
-    def __init__(self, tmp_path: Path, max_concurrent_runs: int | None = None):
+    def __init__(
+        self, tmp_path: Path, max_concurrent_runs: int | None = None, sensor: str = SENSOR
+    ):
+        self.sensor = sensor
         self.home = tmp_path / "dagster_home"
         self.home.mkdir()
         instance_yaml = yaml.safe_load((REPO / "dagster.yaml").read_text())
@@ -174,7 +184,7 @@ class Daemon:
             start_new_session=True,  # its own process group: code server and run workers too
         )
         try:
-            self.cli("sensor", "start", SENSOR)
+            self.cli("sensor", "start", self.sensor)
             # What the test checks at the end finds the daemon now (it can see a process).
             assert self.proc.pid in processes_of(self.home)
             yield self
@@ -241,8 +251,10 @@ class Daemon:
         )
 
     def runs(self) -> list:
-        """Run records of retrain_job, oldest first."""
-        records = self.instance.get_run_records(filters=RunsFilter(job_name="retrain_job"))
+        """Run records of retrain_job started by this daemon's sensor, oldest first."""
+        records = self.instance.get_run_records(
+            filters=RunsFilter(job_name="retrain_job", tags={"dagster/sensor_name": self.sensor})
+        )
         return sorted(records, key=lambda r: r.create_timestamp)
 
     def run_for(self, instrument: str, content: str):
@@ -259,7 +271,7 @@ class Daemon:
 
     def sensor_state(self):
         states = self.instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
-        return next((s for s in states if s.name == SENSOR), None)
+        return next((s for s in states if s.name == self.sensor), None)
 
     def cursor(self) -> LandingCursor:
         state = self.sensor_state()
@@ -323,23 +335,6 @@ def why_failed(instance: DagsterInstance, run_id: str) -> str:
         f"check {n} failed" for n, d in check_results(instance, run_id).items() if not d.passed
     ]
     return "\n".join(steps + checks) or "no failed step or check recorded"
-
-
-def step_window(instance: DagsterInstance, run_id: str, step: str) -> tuple[float, float] | None:
-    """(STEP_START, STEP_SUCCESS or STEP_FAILURE) timestamps of ``step``; None if it never started."""
-    start = end = None
-    for record in instance.all_logs(run_id):
-        event = record.dagster_event
-        if event is None or event.step_key != step:
-            continue
-        if event.event_type == DagsterEventType.STEP_START:
-            start = record.timestamp
-        elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
-            end = record.timestamp
-    if start is None:
-        return None
-    assert end is not None, f"{step} of run {run_id} started and never ended"
-    return start, end
 
 
 def champion(daemon: Daemon, instrument: str) -> dict | None:
@@ -582,6 +577,68 @@ def test_a_burst_of_files_queues_one_run_per_instrument_and_content(tmp_path):
         assert not tick.run_ids
         assert run_keys() == keys
         assert {r.dagster_run.status for r in daemon.runs()} == {DagsterRunStatus.QUEUED}
+        assert daemon.logs_mention("database is locked") == []
+    left = processes_of(daemon.home)
+    assert left == [], f"outlived the test: {describe(left)}"
+
+
+def test_a_decayed_champion_is_retrained_once_by_the_daemon(tmp_path):
+    """SYN_FADING's edge ends with its validation window: trained, gated, promoted and
+    watched through the CLI, its champion fails the decay check; the daemon's
+    champion_decay_sensor then requests one retraining run on a rolling split, and nothing
+    more while the data stays the same. The gate decides that run's outcome."""
+    fading = "SYN_FADING"
+    daemon = Daemon(tmp_path, sensor=DECAY_SENSOR)
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    register_instruments(daemon.home, fading, env=daemon.env)
+    config = tmp_path / "tiny.yaml"
+    write_yaml(config, TINY_RUN_CONFIG)
+    first = subprocess.run(
+        materialize_command(config, partition=fading),
+        cwd=REPO, env=daemon.env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert champion(daemon, fading)["version"] == "v0001"
+
+    with daemon.running():
+        instance = daemon.instance
+        [cli_run] = [
+            r
+            for r in instance.get_runs(filters=RunsFilter(tags={"dagster/partition": fading}))
+            if "dagster/sensor_name" not in r.tags
+        ]
+        decay = check_results(instance, cli_run.run_id)["champion_performance_within_expected_band"]
+        assert not decay.passed, decay.metadata["reason"].value
+        data_version = decay.metadata["data_version"].value
+
+        record = daemon.wait_for("a decay retrain run", lambda: daemon.runs(), deadline)[0]
+        daemon.wait_for(
+            "the retrain run to finish",
+            lambda: daemon.instance.get_run_by_id(record.dagster_run.run_id).status in FINISHED,
+            deadline,
+        )
+        daemon.wait_ticks(3, deadline)  # and nothing more is requested
+        [record] = daemon.runs()
+        run = instance.get_run_by_id(record.dagster_run.run_id)
+        assert run.tags["dagster/partition"] == fading
+        assert run.tags["dagster/run_key"] == f"decay:{fading}:v0001:{data_version}"
+        split = run.run_config["ops"]["price_splits"]["config"]
+        assert split == {"validation_days": 252, "train_days": 756}
+        # The retrain trained a candidate and the gate judged it: promoted as v0002 by that
+        # run, or refused with v0001 still in place.
+        done = materialized(instance, run.run_id)
+        assert {"trained_policy", "validation_report"} <= set(done), why_failed(
+            instance, run.run_id
+        )
+        current = champion(daemon, fading)
+        if run.status == DagsterRunStatus.SUCCESS:
+            assert (current["version"], current["run_id"]) == ("v0002", run.run_id)
+        else:
+            gate = check_results(instance, run.run_id)
+            assert not all(d.passed for n, d in gate.items() if n.startswith("candidate_")), (
+                why_failed(instance, run.run_id)
+            )
+            assert current["version"] == "v0001"
         assert daemon.logs_mention("database is locked") == []
     left = processes_of(daemon.home)
     assert left == [], f"outlived the test: {describe(left)}"
