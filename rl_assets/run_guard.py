@@ -63,6 +63,10 @@ def watch(pid: int, run_id: str, root: str) -> str:
     first = _stat(pid)
     if first is None:
         return "process already gone"
+    if not os.path.isdir(root):
+        # A temporary instance removed before the guard got here: opening it would create
+        # fresh, empty SQLite storage in its place and leave that behind.
+        return "instance gone"
     with dg.DagsterInstance.from_config(root) as instance:
         last_status_check = 0.0
         while True:
