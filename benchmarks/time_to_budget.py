@@ -389,7 +389,7 @@ def measure_dagster(args: dict[str, Any], ray_env: dict[str, str] | None = None)
 def run(quick: bool) -> dict[str, Any]:
     from rl_assets.rl import local_ray
 
-    repeats = 1 if quick else 3
+    repeats = 1 if quick else 2  # 2 x 5 interleaved launches keep make bench under 15 min
     args = budget_args(40 if quick else 100)
     out: dict[str, Any] = {"args": args, "repeats": repeats}
 

@@ -25,7 +25,9 @@ from benchmarks import harness
 
 TARGET_RATIO = 0.8
 CONTENDING_HOGS = 2  # busy-looping processes beside the contended measurements
-ENV_COUNTS = (8, 16, 32, 64)
+# 8 (the issue's comparison), 16 (the default) and 64 (SB3's best); 32 changed nothing and
+# made RLlib's update differ (41 minibatch updates), so it left the default run for time.
+ENV_COUNTS = (8, 16, 64)
 DEFAULT_PATH_ENV_COUNTS = (8, 16)
 
 
