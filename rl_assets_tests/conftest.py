@@ -317,6 +317,15 @@ def tiny_run_config() -> dict:
     return copy.deepcopy(TINY_RUN_CONFIG)
 
 
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    """One artifact store for a module's in-process runs (RL_ASSETS_ARTIFACTS points at it)."""
+    root = tmp_path_factory.mktemp("artifacts")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RL_ASSETS_ARTIFACTS", str(root))
+        yield root
+
+
 @pytest.fixture
 def artifacts_dir(tmp_path, monkeypatch) -> Path:
     """Point RL_ASSETS_ARTIFACTS at a fresh directory for this test."""

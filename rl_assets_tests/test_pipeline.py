@@ -56,14 +56,6 @@ def instance(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
-    root = tmp_path_factory.mktemp("artifacts")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RL_ASSETS_ARTIFACTS", str(root))
-        yield root
-
-
-@pytest.fixture(scope="module")
 def passing_run(local_ray, instance, artifacts):
     config = copy.deepcopy(TINY_RUN_CONFIG)
     config["ops"] |= {

@@ -56,14 +56,6 @@ def check(result, name: str):
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
-    root = tmp_path_factory.mktemp("artifacts")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RL_ASSETS_ARTIFACTS", str(root))
-        yield root
-
-
-@pytest.fixture(scope="module")
 def instance(tmp_path_factory):
     with DagsterInstance.local_temp(str(tmp_path_factory.mktemp("home"))) as inst:
         inst.add_dynamic_partitions("instrument", [EDGE, NULL, FADING])
