@@ -75,6 +75,8 @@ def watch(pid: int, run_id: str, root: str) -> str:
             now = time.monotonic()
             if died or now - last_status_check >= STATUS_EVERY_S:
                 last_status_check = now
+                if not os.path.isdir(root):
+                    return "instance gone"  # removed while watching: do not recreate it
                 run = instance.get_run_by_id(run_id)
                 if run is None:
                     return "run deleted"

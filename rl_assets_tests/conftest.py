@@ -188,6 +188,9 @@ def pytest_configure(config):
     # Short (Ray's socket paths live under it, 107-byte limit) and private to this session
     # (to this worker under pytest-xdist); inherited by every subprocess the tests start.
     os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="rlt-ray-")
+    # torch's compile cache (RLlib's learner touches it) defaults to /tmp/torchinductor_<user>,
+    # which would outlive the tests; keep it under the same root, removed at the end.
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(os.environ["RAY_TMPDIR"], "inductor")
 
 
 # The longest files first (measured serially on 2 cores: the daemon 3.6 min, the browser

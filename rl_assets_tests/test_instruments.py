@@ -117,9 +117,9 @@ def test_source_path_with_a_multi_ticker_file_picks_the_instruments_symbol(tmp_p
     assert resolve("BBB", source_path=str(path)).symbol == "BBB"
 
 
-def test_register_adds_partitions_only_for_instruments_with_prices(prices_dir, bars):
+def test_register_adds_partitions_only_for_instruments_with_prices(prices_dir, bars, tmp_path):
     bars.to_csv(prices_dir / "SPY.csv")
-    with dg.instance_for_test() as instance:
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         assert register(instance, ["SPY", "SYN_NULL"]) == ["SPY", "SYN_NULL"]
         assert register(instance, ["SPY"]) == []  # already there
         with pytest.raises(InstrumentError, match="'QQQ' has no prices"):
@@ -127,9 +127,11 @@ def test_register_adds_partitions_only_for_instruments_with_prices(prices_dir, b
         assert registered(instance) == ["SPY", "SYN_NULL"]
 
 
-def test_the_cli_scans_lists_and_refuses_unknown_keys(prices_dir, bars, capsys, monkeypatch):
+def test_the_cli_scans_lists_and_refuses_unknown_keys(
+    prices_dir, bars, capsys, monkeypatch, tmp_path
+):
     bars.to_csv(prices_dir / "SPY.csv")
-    with dg.instance_for_test() as instance:
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         monkeypatch.setenv("DAGSTER_HOME", instance.root_directory)
         assert main(["scan"]) == 0
         assert "registered SPY" in capsys.readouterr().out

@@ -81,8 +81,8 @@ def landing(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
+def instance(tmp_path):
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as inst:
         yield inst
 
 
@@ -263,14 +263,16 @@ def test_bad_file_requests_one_run_and_is_not_requested_again(landing, tick):
         assert requests == []
 
 
-def test_bad_file_run_fails_at_raw_prices_and_leaves_the_champion(landing, tick, artifacts_dir):
+def test_bad_file_run_fails_at_raw_prices_and_leaves_the_champion(
+    landing, tick, artifacts_dir, tmp_path
+):
     champion = artifacts_dir / "registry" / "BROKEN" / "champion.json"
     champion.parent.mkdir(parents=True)
     champion.write_text(json.dumps({"version": "v0001", "checkpoint": "/somewhere"}))
     before = champion.read_bytes()
     drop(landing, "BROKEN.csv", b"when,what\nyesterday,oops\n")
     [request], _, _, _ = tick(None)
-    with dg.instance_for_test() as instance:
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         instance.add_dynamic_partitions("instrument", ["BROKEN"])
         result = defs.resolve_job_def("retrain_job").execute_in_process(
             run_config=request.run_config,
@@ -596,7 +598,7 @@ def test_new_file_content_makes_the_splits_stale_and_the_same_content_does_not(t
     assets = [prices.raw_prices, prices.price_splits]
     train = dg.AssetKey("train_prices")
     resources = {"io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "values"))}
-    with dg.instance_for_test() as instance:
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         instance.add_dynamic_partitions("instrument", ["SPY"])
 
         def status():
