@@ -15,6 +15,7 @@ import torch
 
 from rl_assets.rl.env import TradingEnv, VectorTradingEnv
 from rl_assets.rl.training import (
+    LEARNER_METRICS,
     RL_MODULE_SUBDIR,
     TrainingSpec,
     build_ppo_config,
@@ -73,7 +74,8 @@ def test_the_vector_path_is_bit_identical_to_rllib_default_path(
     local_ray, momentum_prices, tmp_path
 ):
     """Same seed, same sampling order (no stagger): the same episodes, returns, losses,
-    validation Sharpe sequence and weights as TradingEnv through RLlib's defaults."""
+    validation Sharpe sequence and weights as TradingEnv through RLlib's defaults
+    (connectors, module and PPO learner)."""
     train, val = split(momentum_prices)
     spec = TrainingSpec(**{**TINY_SPEC, "stagger_episodes": False})
     validation = with_history(train, val, spec.window)
@@ -84,7 +86,13 @@ def test_the_vector_path_is_bit_identical_to_rllib_default_path(
         for env_class in (TradingEnv, VectorTradingEnv)
     }
     default, vector = runs[TradingEnv], runs[VectorTradingEnv]
-    keys = ("episodes", "env_steps_total", "train/episode_return_mean", "validation/sharpe")
+    keys = (
+        "episodes",
+        "env_steps_total",
+        "train/episode_return_mean",
+        "validation/sharpe",
+        *LEARNER_METRICS,  # TradingPPOLearner reports what RLlib's PPO learner reports
+    )
     assert [[r[k] for k in keys] for r in vector["history"]] == [
         [r[k] for k in keys] for r in default["history"]
     ]
@@ -124,3 +132,37 @@ def test_staggered_episodes_reach_the_estimate_in_real_training_and_bursts_do_no
     unstaggered = dataclasses.replace(spec, stagger_episodes=False)
     bursts = [r["episodes"] for r in iterations(unstaggered, closes, VectorTradingEnv, 4)]
     assert max(abs(done - estimate) for done in bursts) >= estimate, bursts
+
+
+def test_registered_episode_callbacks_still_run_and_rllibs_no_ops_are_skipped(local_ray, closes):
+    """TradingEnvRunner skips only the per-step callback dispatch nobody registered."""
+    from ray.rllib.callbacks.callbacks import RLlibCallback
+
+    class Counting(RLlibCallback):
+        def __init__(self):
+            super().__init__()
+            self.steps = self.ends = 0
+
+        def on_episode_step(self, **kwargs):
+            self.steps += 1
+
+        def on_episode_end(self, **kwargs):
+            self.ends += 1
+
+    spec = TrainingSpec(**TINY_SPEC)
+    plain = build_ppo_config(spec, closes).build_algo()
+    counted = build_ppo_config(spec, closes).callbacks(Counting).build_algo()
+    try:
+        runner = plain.env_runner
+        assert not any(
+            runner._episode_callback_registered(which)
+            for which in ("on_episode_start", "on_episode_step", "on_episode_end")
+        )
+        episodes = counted.env_runner.sample()
+        [callback] = counted.env_runner._callbacks
+        steps = sum(len(e) for e in episodes)
+        assert callback.steps == steps > 0  # one call per env step, as in RLlib
+        assert callback.ends == sum(1 for e in episodes if e.is_done)
+    finally:
+        plain.stop()
+        counted.stop()

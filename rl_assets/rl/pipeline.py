@@ -15,9 +15,20 @@ reads before minibatching.
 from typing import Any
 
 import numpy as np
+import torch
+from ray.rllib.algorithms.ppo.ppo import (
+    LEARNER_RESULTS_KL_KEY,
+    LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY,
+    LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY,
+)
 from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
+from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.connectors.connector_v2 import ConnectorV2
 from ray.rllib.core.columns import Columns
+from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
+from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+from ray.rllib.utils.torch_utils import explained_variance
 
 
 class BatchObservations(ConnectorV2):
@@ -168,3 +179,173 @@ class TradingPPOModule(DefaultPPOTorchRLModule):
         if mode == self.training:
             return self
         return super().train(mode)
+
+
+class TradingPPOLearner(PPOTorchLearner):
+    """RLlib's PPO torch learner with the same loss, gradients and optimizer steps, and
+    its per-minibatch bookkeeping done once per update.
+
+    - The loss metrics (policy, value and unclipped value loss, explained variance,
+      entropy, KL) are logged with ``window=1``, so RLlib reports only the last
+      minibatch's values, and PPO's KL-coefficient update reads that last value too.
+      RLlib computes and logs them on every minibatch (40 per iteration here); this
+      learner keeps the last minibatch's tensors and logs them once, before the KL
+      update: the same numbers reach the results and the KL coefficient.
+    - RLlib checks every gradient tensor for non-finite values twice per minibatch
+      (once before setting it, once before the optimizer step), 24 small checks and
+      Python round trips for this model. Here one check covers all of them; if any
+      value is not finite, RLlib's own handling runs unchanged (warn, set non-finite
+      values to finite ones, step).
+
+    The loss maths is RLlib's ``PPOTorchLearner.compute_loss_for_module`` line for
+    line; rl_assets_tests/test_sampling.py checks that weights and reported metrics
+    are bit-identical to RLlib's learner for the same seed.
+    """
+
+    def build(self) -> None:
+        super().build()
+        self._last_loss_terms: dict[Any, dict[str, Any]] = {}
+
+    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
+        module = self.module[module_id].unwrapped()
+        if Columns.LOSS_MASK in batch:
+            mask = batch[Columns.LOSS_MASK]
+            num_valid = torch.sum(mask)
+
+            def possibly_masked_mean(data_):
+                return torch.sum(data_[mask]) / num_valid
+
+        else:
+            mask = None
+            possibly_masked_mean = torch.mean
+
+        curr_action_dist = module.get_train_action_dist_cls().from_logits(
+            fwd_out[Columns.ACTION_DIST_INPUTS]
+        )
+        prev_action_dist = module.get_exploration_action_dist_cls().from_logits(
+            batch[Columns.ACTION_DIST_INPUTS]
+        )
+        logp_ratio = torch.exp(
+            curr_action_dist.logp(batch[Columns.ACTIONS]) - batch[Columns.ACTION_LOGP]
+        )
+        if config.use_kl_loss:
+            mean_kl_loss = possibly_masked_mean(prev_action_dist.kl(curr_action_dist))
+        else:
+            mean_kl_loss = torch.tensor(0.0, device=logp_ratio.device)
+        curr_entropy = curr_action_dist.entropy()
+        advantages = batch[Columns.ADVANTAGES]
+        surrogate_loss = torch.min(
+            advantages * logp_ratio,
+            advantages * torch.clamp(logp_ratio, 1 - config.clip_param, 1 + config.clip_param),
+        )
+        if config.use_critic:
+            value_fn_out = module.compute_values(batch, embeddings=fwd_out.get(Columns.EMBEDDINGS))
+            vf_loss = torch.pow(value_fn_out - batch[Columns.VALUE_TARGETS], 2.0)
+            vf_loss_clipped = torch.clamp(vf_loss, 0, config.vf_clip_param)
+        else:
+            value_fn_out = vf_loss = vf_loss_clipped = torch.tensor(
+                0.0, device=surrogate_loss.device
+            )
+        total_loss = possibly_masked_mean(
+            -surrogate_loss
+            + config.vf_loss_coeff * vf_loss_clipped
+            - (
+                self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
+                * curr_entropy
+            )
+        )
+        if config.use_kl_loss:
+            total_loss += self.curr_kl_coeffs_per_module[module_id] * mean_kl_loss
+        # The metrics' inputs, detached; reduced once after the last minibatch.
+        self._last_loss_terms[module_id] = {
+            "mask": mask,
+            "surrogate": surrogate_loss.detach(),
+            "vf_loss": vf_loss.detach(),
+            "vf_loss_clipped": vf_loss_clipped.detach(),
+            "values": value_fn_out.detach(),
+            "targets": batch[Columns.VALUE_TARGETS] if config.use_critic else None,
+            "entropy": curr_entropy.detach(),
+            "kl": mean_kl_loss.detach(),
+            "use_critic": config.use_critic,
+        }
+        return total_loss
+
+    def _log_last_loss_terms(self) -> None:
+        with torch.no_grad():
+            for module_id, t in self._last_loss_terms.items():
+                mask = t["mask"]
+                if mask is not None:
+                    num_valid = torch.sum(mask)
+
+                    def mean(data_, mask=mask, num_valid=num_valid):
+                        return torch.sum(data_[mask]) / num_valid
+
+                else:
+                    mean = torch.mean
+                if t["use_critic"]:
+                    vf_mean, vf_unclipped_mean = mean(t["vf_loss_clipped"]), mean(t["vf_loss"])
+                else:
+                    vf_mean = vf_unclipped_mean = t["vf_loss"]
+                self.metrics.log_dict(
+                    {
+                        POLICY_LOSS_KEY: -mean(t["surrogate"]),
+                        VF_LOSS_KEY: vf_mean,
+                        LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY: vf_unclipped_mean,
+                        LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY: explained_variance(
+                            t["targets"], t["values"]
+                        ),
+                        ENTROPY_KEY: mean(t["entropy"]),
+                        LEARNER_RESULTS_KL_KEY: t["kl"],
+                    },
+                    key=module_id,
+                    window=1,
+                )
+        self._last_loss_terms.clear()
+
+    def after_gradient_based_update(self, *, timesteps):
+        self._log_last_loss_terms()  # before PPO's KL-coefficient update reads them
+        super().after_gradient_based_update(timesteps=timesteps)
+
+    def apply_gradients(self, gradients_dict) -> None:
+        plain = (
+            gradients_dict
+            and self._grad_scalers is None
+            and self._lr_scheduler_classes is None
+            and not self.config.torch_skip_nan_gradients
+            and bool(
+                torch.isfinite(torch.cat([g.reshape(-1) for g in gradients_dict.values()])).all()
+            )
+        )
+        if not plain:
+            return super().apply_gradients(gradients_dict)
+        for pid, grad in gradients_dict.items():
+            self._params[pid].grad = grad
+        for module_id, optimizer_names in self._module_optimizers.items():
+            for optimizer_name in optimizer_names:
+                self.get_optimizer(module_id, optimizer_name).step()
+
+
+class TradingEnvRunner(SingleAgentEnvRunner):
+    """RLlib's single-agent env runner without the episode callbacks nobody registered.
+
+    On every vector step RLlib builds a keyword dict per sub-env and calls each registered
+    RLlibCallback's ``on_episode_step`` (or ``_start``/``_end``) with it, 16 calls per step
+    at the default. With only RLlib's own callback class, whose methods do nothing, that
+    is all the work there is: about 8% of sampling time here. A callback somebody did
+    register (a ``callbacks_class`` overriding the method, or ``callbacks_on_episode_*``
+    functions) is called exactly as RLlib calls it.
+    """
+
+    def _make_on_episode_callback(self, which, idx, episodes):
+        if not self._episode_callback_registered(which):
+            return
+        super()._make_on_episode_callback(which, idx, episodes)
+
+    def _episode_callback_registered(self, which: str) -> bool:
+        registered = self.__dict__.setdefault("_registered_episode_callbacks", {})
+        if which not in registered:
+            registered[which] = bool(getattr(self.config, f"callbacks_{which}", None)) or any(
+                getattr(type(callback), which) is not getattr(RLlibCallback, which)
+                for callback in self._callbacks
+            )
+        return registered[which]

@@ -335,6 +335,7 @@ def build_ppo_config(
             num_envs_per_env_runner=spec.num_envs_per_env_runner,
             rollout_fragment_length="auto",
             gym_env_vectorize_mode="vector_entry_point" if vectorised else "sync",
+            env_runner_cls=pipeline.TradingEnvRunner if vectorised else None,
             env_to_module_connector=pipeline.env_to_module if vectorised else None,
             module_to_env_connector=pipeline.module_to_env if vectorised else None,
             add_default_connectors_to_env_to_module_pipeline=not vectorised,
@@ -356,6 +357,7 @@ def build_ppo_config(
                 else None
             ),
             add_default_connectors_to_learner_pipeline=not vectorised,
+            learner_class=pipeline.TradingPPOLearner if vectorised else None,
         )
         .rl_module(
             model_config={"fcnet_hiddens": list(spec.hidden_sizes)},
@@ -372,6 +374,27 @@ def build_ppo_config(
         .reporting(metrics_num_episodes_for_smoothing=10)
         .debugging(seed=spec.seed, log_level="ERROR")
     )
+
+
+# PPO's learner figures of an iteration (RLlib reports the last minibatch's): how the
+# update went, next to the returns and the validation Sharpe.
+LEARNER_METRICS = {
+    "learner/policy_loss": "policy_loss",
+    "learner/vf_loss": "vf_loss",
+    "learner/vf_explained_var": "vf_explained_var",
+    "learner/entropy": "entropy",
+    "learner/mean_kl": "mean_kl_loss",
+}
+
+
+def learner_metrics(learner_results: dict[str, Any]) -> dict[str, float]:
+    from ray.rllib.core import DEFAULT_MODULE_ID
+
+    module = learner_results.get(DEFAULT_MODULE_ID, {})
+    return {
+        name: float(module[key]) if key in module else float("nan")
+        for name, key in LEARNER_METRICS.items()
+    }
 
 
 def library_versions() -> dict[str, str]:
@@ -411,6 +434,7 @@ def train_ppo(
     from ray.rllib.utils.metrics import (
         ENV_RUNNER_RESULTS,
         EPISODE_RETURN_MEAN,
+        LEARNER_RESULTS,
         NUM_ENV_STEPS_SAMPLED_LIFETIME,
         NUM_EPISODES,
     )
@@ -472,6 +496,7 @@ def train_ppo(
                     "env_steps_total": int(result.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0)),
                     "train/episode_return_mean": float(train_return),
                     "validation/sharpe": val["sharpe"],
+                    **learner_metrics(result.get(LEARNER_RESULTS, {})),
                     "seconds": time.perf_counter() - t0,
                 }
                 rows.append(row)
