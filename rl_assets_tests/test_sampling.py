@@ -166,3 +166,40 @@ def test_registered_episode_callbacks_still_run_and_rllibs_no_ops_are_skipped(lo
     finally:
         plain.stop()
         counted.stop()
+
+
+def test_the_project_learner_reports_what_rllibs_ppo_learner_reports(local_ray, closes):
+    """TradingPPOLearner against RLlib's PPOTorchLearner on the same config and seed: every
+    learner figure RLlib reports (losses, KL and its coefficient, steps trained, lifetime
+    sums, minibatch size, weights version) is the same after each of 3 iterations; only
+    timers and throughputs, which measure time, may differ."""
+    from ray.rllib.utils.metrics import LEARNER_RESULTS
+
+    spec = TrainingSpec(**TINY_SPEC)
+
+    def flat(tree: dict, prefix: tuple = ()) -> dict[tuple, float]:
+        out = {}
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                out.update(flat(value, (*prefix, key)))
+            elif not any(w in str(k) for k in (*prefix, key) for w in ("throughput", "timer")):
+                out[(*prefix, key)] = float(value)
+        return out
+
+    reports = {}
+    for name, learner_class in (("project", "default"), ("rllib", None)):
+        config = build_ppo_config(spec, closes)
+        if learner_class is None:
+            config = config.learners(learner_class=None)
+        algo = config.build_algo()
+        try:
+            assert (type(algo.learner_group._learner).__name__ == "TradingPPOLearner") == (
+                name == "project"
+            )
+            reports[name] = [flat(algo.train()[LEARNER_RESULTS]) for _ in range(3)]
+        finally:
+            algo.stop()
+    for project, rllib in zip(reports["project"], reports["rllib"], strict=True):
+        assert project.keys() == rllib.keys()
+        assert len(project) >= 15, sorted(project)
+        assert project == rllib

@@ -191,6 +191,9 @@ class TradingPPOLearner(PPOTorchLearner):
       RLlib computes and logs them on every minibatch (40 per iteration here); this
       learner keeps the last minibatch's tensors and logs them once, before the KL
       update: the same numbers reach the results and the KL coefficient.
+    - The steps-trained metrics (sums, lifetime sums, mean minibatch size, weights
+      version) and Ray's Prometheus counters of trained steps: RLlib logs them on every
+      minibatch; this learner counts per minibatch and logs the same sums once.
     - RLlib checks every gradient tensor for non-finite values twice per minibatch
       (once before setting it, once before the optimizer step), 24 small checks and
       Python round trips for this model. Here one check covers all of them; if any
@@ -205,6 +208,8 @@ class TradingPPOLearner(PPOTorchLearner):
     def build(self) -> None:
         super().build()
         self._last_loss_terms: dict[Any, dict[str, Any]] = {}
+        self._trained_sizes: dict[Any, list[int]] = {}  # module -> minibatch sizes
+        self._trained_env_steps = 0
 
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
         module = self.module[module_id].unwrapped()
@@ -302,8 +307,68 @@ class TradingPPOLearner(PPOTorchLearner):
                 )
         self._last_loss_terms.clear()
 
+    def _log_steps_trained_metrics(self, batch) -> None:
+        """Counted per minibatch, logged once per update (``_log_steps_trained``)."""
+        for module_id, module_batch in batch.policy_batches.items():
+            self._trained_sizes.setdefault(module_id, []).append(len(module_batch))
+        self._trained_env_steps += batch.env_steps()
+
+    def _log_metrics(self, batch) -> None:
+        """Ray's Prometheus counters of trained steps: summed, incremented once per update."""
+        if int(batch.env_steps()) <= 0:
+            super()._log_metrics(batch)  # RLlib's warning for an empty minibatch
+
+    def _log_steps_trained(self) -> None:
+        """What RLlib logs on every minibatch, once: the same sums, lifetime sums, mean
+        minibatch size and weights version."""
+        from ray.rllib.core import ALL_MODULES
+        from ray.rllib.utils.metrics import (
+            MODULE_TRAIN_BATCH_SIZE_MEAN,
+            NUM_ENV_STEPS_TRAINED,
+            NUM_ENV_STEPS_TRAINED_LIFETIME,
+            NUM_MODULE_STEPS_TRAINED,
+            NUM_MODULE_STEPS_TRAINED_LIFETIME,
+            WEIGHTS_SEQ_NO,
+        )
+
+        log = self.metrics.log_value
+        for module_id, sizes in self._trained_sizes.items():
+            steps = sum(sizes)
+            log((module_id, WEIGHTS_SEQ_NO), self._weights_seq_no, window=1)
+            log((module_id, MODULE_TRAIN_BATCH_SIZE_MEAN), steps / len(sizes), reduce="mean")
+            log((module_id, NUM_MODULE_STEPS_TRAINED), steps, reduce="sum")
+            log(
+                (module_id, NUM_MODULE_STEPS_TRAINED_LIFETIME),
+                steps,
+                reduce="lifetime_sum",
+                with_throughput=True,
+            )
+            log((ALL_MODULES, NUM_MODULE_STEPS_TRAINED), steps, reduce="sum", with_throughput=True)
+            log(
+                (ALL_MODULES, NUM_MODULE_STEPS_TRAINED_LIFETIME),
+                steps,
+                reduce="lifetime_sum",
+                with_throughput=True,
+            )
+        env_steps = int(self._trained_env_steps)
+        if env_steps > 0:
+            log((ALL_MODULES, NUM_ENV_STEPS_TRAINED), env_steps, reduce="sum", with_throughput=True)
+            log(
+                (ALL_MODULES, NUM_ENV_STEPS_TRAINED_LIFETIME),
+                env_steps,
+                reduce="lifetime_sum",
+                with_throughput=True,
+            )
+            self._metrics_all_modules_num_env_steps_trained.inc(value=env_steps)
+            self._metrics_all_modules_num_module_steps_trained.inc(
+                value=sum(sum(sizes) for sizes in self._trained_sizes.values())
+            )
+        self._trained_sizes.clear()
+        self._trained_env_steps = 0
+
     def after_gradient_based_update(self, *, timesteps):
         self._log_last_loss_terms()  # before PPO's KL-coefficient update reads them
+        self._log_steps_trained()
         super().after_gradient_based_update(timesteps=timesteps)
 
     def apply_gradients(self, gradients_dict) -> None:
