@@ -13,7 +13,9 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -215,6 +217,24 @@ def write(
     out.write_text("\n".join(lines).rstrip() + "\n")
 
 
+def _run_sections(chosen, args, results, failed, meta) -> None:
+    for name in chosen:
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        t0, l0 = time.perf_counter(), os.getloadavg()[0]
+        extra = {}
+        if name == "scaling" and "budget" in results:
+            extra["baseline"] = results["budget"]
+        try:
+            results[name] = SECTIONS[name].run(args.quick, **extra)
+        except Exception as err:  # keep the other sections' figures; say which one failed
+            failed[name] = f"{type(err).__name__}: {err}"
+            print(f"[bench] {name} FAILED: {failed[name][-2000:]}", file=sys.stderr, flush=True)
+            continue
+        wall = time.perf_counter() - t0
+        meta["sections"][name] = {"wall_s": wall, "load_mean": (l0 + os.getloadavg()[0]) / 2}
+        print(f"[bench] {name} done in {wall:.0f} s", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke mode: tiny sizes, n=1")
@@ -256,21 +276,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     results: dict[str, Any] = {}
     failed: dict[str, str] = {}
-    for name in chosen:
-        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-        t0, l0 = time.perf_counter(), os.getloadavg()[0]
-        extra = {}
-        if name == "scaling" and "budget" in results:
-            extra["baseline"] = results["budget"]
-        try:
-            results[name] = SECTIONS[name].run(args.quick, **extra)
-        except Exception as err:  # keep the other sections' figures; say which one failed
-            failed[name] = f"{type(err).__name__}: {err}"
-            print(f"[bench] {name} FAILED: {failed[name][-2000:]}", file=sys.stderr, flush=True)
-            continue
-        wall = time.perf_counter() - t0
-        meta["sections"][name] = {"wall_s": wall, "load_mean": (l0 + os.getloadavg()[0]) / 2}
-        print(f"[bench] {name} done in {wall:.0f} s", file=sys.stderr, flush=True)
+    # Every Ray the sections start (private ones, the long-lived one) keeps its session
+    # files here, not in /tmp/ray, and they go when the run ends. Short: Ray's socket
+    # paths live under it.
+    # torch's compile cache (/tmp/torchinductor_<user> by default) goes there too.
+    os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="rlb-ray-")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(os.environ["RAY_TMPDIR"], "inductor")
+    try:
+        _run_sections(chosen, args, results, failed, meta)
+    finally:
+        os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
+        shutil.rmtree(os.environ.pop("RAY_TMPDIR"), ignore_errors=True)
     meta["load_end"] = os.getloadavg()[0]
     meta["failed_sections"] = failed
     meta["total_s"] = time.perf_counter() - started

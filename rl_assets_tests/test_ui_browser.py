@@ -28,7 +28,7 @@ from rl_assets_tests.conftest import (
     cli_env,
     register_instruments,
 )
-from rl_assets_tests.test_daemon_e2e import describe, processes_of
+from rl_assets_tests.daemon_harness import describe, processes_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
