@@ -366,6 +366,13 @@ class TradingPPOLearner(PPOTorchLearner):
         self._trained_sizes.clear()
         self._trained_env_steps = 0
 
+    def before_gradient_based_update(self, *, timesteps):
+        # An update that raised part way leaves nothing for the next one to report.
+        self._last_loss_terms.clear()
+        self._trained_sizes.clear()
+        self._trained_env_steps = 0
+        super().before_gradient_based_update(timesteps=timesteps)
+
     def after_gradient_based_update(self, *, timesteps):
         self._log_last_loss_terms()  # before PPO's KL-coefficient update reads them
         self._log_steps_trained()
