@@ -84,18 +84,19 @@ def _targets(results: dict[str, Any]) -> list[str]:
         for m in t["vector"]:
             if m["args"]["n_envs"] in (8, t["default_row"]["args"]["n_envs"]):
                 r = m["ratio"]["median"]
-                default = " (the default)" if m is t["default_row"] else ""
+                is_default = m["args"]["n_envs"] == t["default_row"]["args"]["n_envs"]
+                default = " (the default)" if is_default else ""
                 rows.append(
                     f"| RLlib >= {target}x SB3, same envs and update, side by side: "
-                    f"{m['args']['n_envs']} envs{default} | {r:.2f}x | "
-                    f"{'met' if r >= target else f'missed by {target - r:.2f}'} | "
+                    f"{m['args']['n_envs']} envs{default} | {r:.3f}x | "
+                    f"{'met' if r >= target else f'missed by {target - r:.3f}'} | "
                     f"{load(m['load'])} |"
                 )
         best = t["best_rllib"]["rllib"]["median"] / t["best_sb3"]["sb3"]["median"]
         rows.append(
             f"| RLlib's best setting ({t['best_rllib']['args']['n_envs']} envs) vs SB3's best "
-            f"({t['best_sb3']['args']['n_envs']} envs) | {best:.2f}x | "
-            f"{'met' if best >= target else f'missed by {target - best:.2f}'} | "
+            f"({t['best_sb3']['args']['n_envs']} envs) | {best:.3f}x | "
+            f"{'met' if best >= target else f'missed by {target - best:.3f}'} | "
             f"{load(t['best_rllib']['load'])} / {load(t['best_sb3']['load'])} |"
         )
     if "budget" in results:

@@ -330,7 +330,7 @@ def run(quick: bool) -> dict[str, Any]:
 
 
 def _verdict(ratio: float) -> str:
-    return "met" if ratio >= TARGET_RATIO else f"missed by {TARGET_RATIO - ratio:.2f}"
+    return "met" if ratio >= TARGET_RATIO else f"missed by {TARGET_RATIO - ratio:.3f}"
 
 
 def _row(m: dict[str, Any]) -> str:
@@ -392,11 +392,11 @@ def markdown(r: dict[str, Any]) -> str:
     lines += [
         f"**At the project's default ({default['args']['n_envs']} envs per runner): RLlib "
         f"{default['rllib']['median']:,.0f} against SB3 {default['sb3']['median']:,.0f} "
-        f"steps/s, {ratio:.2f}x** (target >= {TARGET_RATIO}: {_verdict(ratio)}).",
+        f"steps/s, {ratio:.3f}x** (target >= {TARGET_RATIO}: {_verdict(ratio)}).",
     ]
     if new8:
         lines[-1] += (
-            f" At 8 envs: {new8['ratio']['median']:.2f}x ({_verdict(new8['ratio']['median'])}"
+            f" At 8 envs: {new8['ratio']['median']:.3f}x ({_verdict(new8['ratio']['median'])}"
             f"), against {old8['ratio']['median']:.2f}x for RLlib's default path at 8 envs "
             f"(the previous configuration: {old8['rllib']['median']:,.0f} steps/s; the project "
             f"path is {new8['rllib']['median'] / old8['rllib']['median']:.2f}x faster there, "
