@@ -7,17 +7,17 @@ import sys
 
 import pytest
 import yaml
-from dagster import AssetKey, DagsterEventType, DagsterInstance
+from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance
 
 from rl_assets.definitions import defs
-from rl_assets_tests.conftest import EDGE, REPO, TINY_RUN_CONFIG, cli_env
+from rl_assets_tests.conftest import EDGE, NULL, REPO, TINY_RUN_CONFIG, cli_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 # A Python warning category (BetaWarning, SupersessionWarning, DeprecationWarning, ...) or a
 # WARNING-level log line (Ray: "WARNING file.py:12 --", Dagster: " - WARNING - ").
 WARNING_LINE = re.compile(r"Warning|\bWARNING\b")
-PROGRESS_LINE = re.compile(r" - trained_policy - iteration (\d+): episodes \d+ \(total \d+/\d+\)")
+PROGRESS_LINE = r" - {run_id} - trained_policy - iteration (\d+): episodes \d+ \(total \d+/\d+\)"
 
 
 def test_make_demo_prints_progress_and_summary_and_no_avoidable_warning(tmp_path):
@@ -31,7 +31,7 @@ def test_make_demo_prints_progress_and_summary_and_no_avoidable_warning(tmp_path
     proc = subprocess.run(
         # -o: take the installed venv as it is (make test installed it before running pytest).
         ["make", "-o", ".venv/.installed", "demo", f"DEMO_CONFIG={config_file}",
-         f"DEMO_INSTRUMENTS={EDGE}"],
+         f"DEMO_INSTRUMENTS={EDGE} {NULL}"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     output = proc.stdout + proc.stderr
@@ -42,8 +42,13 @@ def test_make_demo_prints_progress_and_summary_and_no_avoidable_warning(tmp_path
     assert " - DEBUG - " not in output and "STEP_START" not in output
 
     with DagsterInstance.from_config(str(home)) as instance:
-        policy = instance.get_latest_materialization_event(AssetKey("trained_policy"))
-        assert policy is not None
+        # Two instruments in one process, as `make demo` runs them: the second one's
+        # algorithm is built in a process that already built one (no new warning either).
+        [record] = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey("trained_policy"), asset_partitions=[EDGE]),
+            limit=1,
+        ).records
+        policy = record.event_log_entry
         iterations = policy.asset_materialization.metadata["iterations"].value
         records = instance.all_logs(policy.run_id)
         checks = {
@@ -65,7 +70,8 @@ def test_make_demo_prints_progress_and_summary_and_no_avoidable_warning(tmp_path
     assert checks == set(defs.resolve_asset_graph().asset_check_keys)  # the whole graph ran
 
     # One progress line per training iteration, in order, in the terminal and in the log.
-    shown = [int(m.group(1)) for m in PROGRESS_LINE.finditer(proc.stderr)]
+    progress = re.compile(PROGRESS_LINE.format(run_id=policy.run_id))
+    shown = [int(m.group(1)) for m in progress.finditer(proc.stderr)]
     assert shown == list(range(1, iterations + 1))
     assert len(stored_progress) == iterations
     # The summary follows the run.

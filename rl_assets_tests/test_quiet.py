@@ -75,3 +75,19 @@ def test_importing_quiet_imports_neither_ray_nor_dagster():
         "bad = [m for m in ('ray', 'dagster', 'torch') if m in sys.modules]; assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_rllibs_env_id_registered_again_is_quiet_and_any_other_id_still_warns():
+    import warnings
+
+    import gymnasium as gym
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_rllib()
+        for env_id in ("rllib-single-agent-env-v0", "my-own-env-v0"):
+            gym.register(env_id, entry_point="gymnasium.envs.classic_control:CartPoleEnv")
+            gym.register(env_id, entry_point="gymnasium.envs.classic_control:CartPoleEnv")
+            del gym.registry[env_id]
+    overridden = [str(w.message) for w in caught if "Overriding environment" in str(w.message)]
+    assert len(overridden) == 1 and "my-own-env-v0" in overridden[0], overridden

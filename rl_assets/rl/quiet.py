@@ -12,12 +12,19 @@ every run of this project, and none of them asks the user to do anything:
 - "Install gputil for GPU system monitoring.": Tune's usage monitor, started by every
   Algorithm; this project trains on CPU.
 
+And one ``warnings`` warning, gymnasium's: "Overriding environment
+rllib-single-agent-env-v0 already in registry". RLlib's env runner registers its env
+under that one id every time it builds an env, so every algorithm after the first in a
+process (``make demo``'s second instrument) triggers it. Only that id is filtered; a user's
+own env id registered twice still warns.
+
 Ray-free and Dagster-free: importing this module imports neither. Call
 :func:`quiet_rllib` once before RLlib runs; calling it again changes nothing.
 """
 
 import logging
 import re
+import warnings
 
 # (logger name, pattern searched in the formatted message). One line per known notice;
 # a message that does not match is logged as usual.
@@ -32,6 +39,8 @@ KNOWN_NOTICES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     ("ray.tune.utils.util", re.compile(r"^Install gputil for GPU system monitoring\.$")),
 )
+# warnings.filterwarnings matches the message from its start; gymnasium colours it.
+RLLIB_ENV_REREGISTERED = r".*Overriding environment rllib-single-agent-env-v0 already in registry"
 
 
 class _DropKnownNotice(logging.Filter):
@@ -51,6 +60,7 @@ def quiet_rllib() -> None:
     Filters sit on the emitting loggers themselves, so they hold however Ray configures
     its handlers later, and no other logger or message is affected.
     """
+    warnings.filterwarnings("ignore", message=RLLIB_ENV_REREGISTERED, category=UserWarning)
     for name, pattern in KNOWN_NOTICES:
         logger = logging.getLogger(name)
         if not any(
