@@ -278,9 +278,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {}
     failed: dict[str, str] = {}
     # Every Ray the sections start (private ones, the long-lived one) keeps its session
-    # files here, not in /tmp/ray, and they go when the run ends. Short: Ray's socket
-    # paths live under it.
-    # torch's compile cache (/tmp/torchinductor_<user> by default) goes there too.
+    # files here, not in /tmp/ray, and torch's compile cache (by default
+    # /tmp/torchinductor_<user>) goes here too; both go when the run ends. Short: Ray's
+    # socket paths live under it.
     os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="rlb-ray-")
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(os.environ["RAY_TMPDIR"], "inductor")
     try:

@@ -207,6 +207,10 @@ class TradingPPOLearner(PPOTorchLearner):
 
     def build(self) -> None:
         super().build()
+        self._reset_tallies()
+
+    def _reset_tallies(self) -> None:
+        """What the minibatches of one update leave for ``after_gradient_based_update``."""
         self._last_loss_terms: dict[Any, dict[str, Any]] = {}
         self._trained_sizes: dict[Any, list[int]] = {}  # module -> minibatch sizes
         self._trained_env_steps = 0
@@ -221,7 +225,6 @@ class TradingPPOLearner(PPOTorchLearner):
                 return torch.sum(data_[mask]) / num_valid
 
         else:
-            mask = None
             possibly_masked_mean = torch.mean
 
         curr_action_dist = module.get_train_action_dist_cls().from_logits(
@@ -263,12 +266,12 @@ class TradingPPOLearner(PPOTorchLearner):
             total_loss += self.curr_kl_coeffs_per_module[module_id] * mean_kl_loss
         # The metrics' inputs, detached; reduced once after the last minibatch.
         self._last_loss_terms[module_id] = {
-            "mask": mask,
+            "mean": possibly_masked_mean,
             "surrogate": surrogate_loss.detach(),
             "vf_loss": vf_loss.detach(),
             "vf_loss_clipped": vf_loss_clipped.detach(),
             "values": value_fn_out.detach(),
-            "targets": batch[Columns.VALUE_TARGETS] if config.use_critic else None,
+            "targets": batch[Columns.VALUE_TARGETS],  # RLlib reads it whatever use_critic
             "entropy": curr_entropy.detach(),
             "kl": mean_kl_loss.detach(),
             "use_critic": config.use_critic,
@@ -278,15 +281,7 @@ class TradingPPOLearner(PPOTorchLearner):
     def _log_last_loss_terms(self) -> None:
         with torch.no_grad():
             for module_id, t in self._last_loss_terms.items():
-                mask = t["mask"]
-                if mask is not None:
-                    num_valid = torch.sum(mask)
-
-                    def mean(data_, mask=mask, num_valid=num_valid):
-                        return torch.sum(data_[mask]) / num_valid
-
-                else:
-                    mean = torch.mean
+                mean = t["mean"]  # the loss's own (masked) mean
                 if t["use_critic"]:
                     vf_mean, vf_unclipped_mean = mean(t["vf_loss_clipped"]), mean(t["vf_loss"])
                 else:
@@ -305,7 +300,6 @@ class TradingPPOLearner(PPOTorchLearner):
                     key=module_id,
                     window=1,
                 )
-        self._last_loss_terms.clear()
 
     def _log_steps_trained_metrics(self, batch) -> None:
         """Counted per minibatch, logged once per update (``_log_steps_trained``)."""
@@ -332,8 +326,10 @@ class TradingPPOLearner(PPOTorchLearner):
         )
 
         log = self.metrics.log_value
+        module_steps = 0
         for module_id, sizes in self._trained_sizes.items():
             steps = sum(sizes)
+            module_steps += steps
             log((module_id, WEIGHTS_SEQ_NO), self._weights_seq_no, window=1)
             log((module_id, MODULE_TRAIN_BATCH_SIZE_MEAN), steps / len(sizes), reduce="mean")
             log((module_id, NUM_MODULE_STEPS_TRAINED), steps, reduce="sum")
@@ -360,17 +356,11 @@ class TradingPPOLearner(PPOTorchLearner):
                 with_throughput=True,
             )
             self._metrics_all_modules_num_env_steps_trained.inc(value=env_steps)
-            self._metrics_all_modules_num_module_steps_trained.inc(
-                value=sum(sum(sizes) for sizes in self._trained_sizes.values())
-            )
-        self._trained_sizes.clear()
-        self._trained_env_steps = 0
+            self._metrics_all_modules_num_module_steps_trained.inc(value=module_steps)
 
     def before_gradient_based_update(self, *, timesteps):
-        # An update that raised part way leaves nothing for the next one to report.
-        self._last_loss_terms.clear()
-        self._trained_sizes.clear()
-        self._trained_env_steps = 0
+        # Each update starts empty, also after one that raised part way.
+        self._reset_tallies()
         super().before_gradient_based_update(timesteps=timesteps)
 
     def after_gradient_based_update(self, *, timesteps):
