@@ -42,12 +42,27 @@ BUILTIN_INSTRUMENTS: dict[str, dict] = {
     # Not in the demo: the momentum edge of SYN_MOMENTUM, gone after the default validation
     # window, so its champion is seen to decay (rl_assets.instruments add SYN_FADING).
     "SYN_FADING": {"structure": "momentum", "seed": GENERATOR_SEED, "edge_until": "2023-12-31"},
+    # Not in the demo: a predictable move that happens only overnight (close to next open).
+    # Traded at the close just observed it looks like a strong edge; entered at the next
+    # open, as the signal is traded, it is worth nothing and the gate refuses it.
+    "SYN_OVERNIGHT": {"structure": "overnight_momentum", "seed": GENERATOR_SEED},
 }
 
+# The fixed-dates layout of the original pipeline (price_splits config with these dates):
+# one walk-forward fold, tested on every bar after validation. The benchmarks' study period.
 TRAIN_START = "2020-01-01"
 TRAIN_END = "2023-01-31"
 VALIDATION_START = "2023-02-01"
 VALIDATION_END = "2023-12-31"
+# The default layout: the candidate to deploy trains on the TRAIN_DAYS bars before the last
+# VALIDATION_DAYS bars of the data (three years, then one), and the same procedure is
+# judged on walk-forward folds of the same lengths whose TEST_DAYS-bar test windows tile
+# the data backwards from its last bar (rl_assets/rl/walk_forward.py). The embedded
+# instruments (2019 to today) give about four years of pooled test evidence; a 20-year
+# file about 16 folds.
+TRAIN_DAYS = 756
+VALIDATION_DAYS = 252
+TEST_DAYS = 252
 # Split dates may fall up to this many calendar days outside the data (weekends, holidays).
 SPLIT_EDGE_TOLERANCE_DAYS = 6
 # Business days without prices allowed between train and validation (and validation and a
@@ -59,10 +74,12 @@ PATIENCE = 3
 MIN_ITERATIONS = 5
 MAX_ITERATIONS = 30
 
-# Gate: the candidate must beat buy-and-hold's validation Sharpe by this margin.
+# Gate (on the pooled walk-forward test days): at least half a year of test evidence, a
+# Sharpe of at least 0, above buy-and-hold's by this margin, and a Deflated Sharpe of the
+# skill returns (over the exposure-matched benchmark) of at least 0.95.
+MIN_TEST_DAYS = 126
 MIN_SHARPE_MARGIN_OVER_BUY_AND_HOLD = 0.0
-MIN_VALIDATION_SHARPE = 0.0
-# Deflated Sharpe: P(skill) after deflating by the iterations early stopping chose among.
+MIN_TEST_SHARPE = 0.0
 MIN_DEFLATED_SHARPE = 0.95
 # Train Sharpe may exceed validation Sharpe by at most this much (about 2 standard deviations
 # of the gap between an 800-day train and a 238-day validation Sharpe of the same policy).
@@ -73,6 +90,10 @@ MIN_SHARPE_MARGIN_OVER_CHAMPION = 0.0
 GATE_TRANSACTION_COST = 0.0002  # per unit of position change, 2 bp
 GATE_RISK_FREE_RATE = 0.0  # annual
 GATE_ACTION_SET = "short_flat_long"  # the positions a promoted policy may take
+# When a decision made after close t is executed: the open of the next session (the signal
+# is written after the close; rl_assets.rl.env.EXECUTIONS). $RL_ASSETS_GATE_EXECUTION=
+# next_close trades a market-on-close order the next day instead; same_close is refused.
+GATE_EXECUTION = "next_open"
 # Signals: refuse prices whose last bar is more than this many business days old.
 MAX_SIGNAL_STALENESS_BUSINESS_DAYS = 3
 # Monitoring: the champion is flagged as decayed when its live Sharpe is below the

@@ -2,7 +2,15 @@
 
 import dagster as dg
 
-from rl_assets.assets import evaluation, monitoring, prices, promotion, signal, training
+from rl_assets.assets import (
+    evaluation,
+    monitoring,
+    prices,
+    promotion,
+    signal,
+    training,
+    walk_forward,
+)
 from rl_assets.automation.decay import champion_decay_sensor
 from rl_assets.automation.jobs import (
     daily_signal_schedule,
@@ -22,7 +30,7 @@ from rl_assets.resources import (
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [prices, training, evaluation, promotion, signal, monitoring]
+        [prices, training, walk_forward, evaluation, promotion, signal, monitoring]
     ),
     asset_checks=dg.load_asset_checks_from_modules([data_checks, gate_checks, monitoring]),
     jobs=[retrain_job, signal_job],

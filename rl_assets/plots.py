@@ -93,3 +93,31 @@ def champion_figure(
     ax.legend(loc="upper left")
     fig.autofmt_xdate()
     return _save(fig, path)
+
+
+def walk_forward_figure(series, path: Path, title: str) -> str:
+    """The folds' test days stitched together: the policy's equity against buy-and-hold's
+    and the exposure-matched benchmark's, fold boundaries marked, and the position."""
+    from rl_assets.rl.metrics import equity_curve
+
+    plt = _figure()
+    fig, axes = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True, height_ratios=[3, 1])
+    dates = series.index
+    for column, label in (
+        ("policy_returns", "policy (out of sample)"),
+        ("buy_and_hold_returns", "buy-and-hold"),
+        ("benchmark_returns", "exposure-matched benchmark"),
+    ):
+        axes[0].plot(dates, equity_curve(series[column].to_numpy()), label=label)
+    starts = series.index[series["fold"].ne(series["fold"].shift())][1:]
+    for start in starts:
+        for ax in axes:
+            ax.axvline(start, color="grey", linestyle=":", linewidth=1)
+    axes[0].set_ylabel("equity (start 1.0)")
+    axes[0].legend(loc="upper left")
+    axes[0].set_title(title)
+    axes[1].step(dates, series["position"].to_numpy(), where="post")
+    axes[1].set_ylabel("position")
+    axes[1].set_yticks([-1, 0, 1])
+    fig.autofmt_xdate()
+    return _save(fig, path)

@@ -137,10 +137,11 @@ class GateResource(dg.ConfigurableResource):
 
     Leave a field empty to use the deployment's value ($RL_ASSETS_GATE_<NAME>, else the
     code default). The cost model is the deployment's alone: $RL_ASSETS_GATE_TRANSACTION_COST,
-    $RL_ASSETS_GATE_RISK_FREE_RATE, $RL_ASSETS_GATE_ACTION_SET.
+    $RL_ASSETS_GATE_RISK_FREE_RATE, $RL_ASSETS_GATE_ACTION_SET, $RL_ASSETS_GATE_EXECUTION.
     """
 
-    min_validation_sharpe: float | None = None
+    min_test_days: float | None = None
+    min_test_sharpe: float | None = None
     min_margin_over_buy_and_hold: float | None = None
     min_deflated_sharpe: float | None = None
     max_sharpe_gap: float | None = None

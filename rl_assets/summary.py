@@ -83,11 +83,14 @@ def describe(instance: dg.DagsterInstance, instrument: str) -> tuple[list[str], 
             f"{_fmt(budget['episodes_per_iteration'], '.1f')}/iteration); best iteration "
             f"{policy['best_iteration']}"
         )
+    evidence = mats.get("walk_forward_evidence", {})
+    if evidence.get("summary"):
+        lines.append(f"  out of sample: {evidence['summary']}")
     if report.get("validation_sharpe") is not None:
         lines.append(
             f"  validation:  Sharpe {_fmt(report['validation_sharpe'])} vs buy-and-hold "
-            f"{_fmt(report['buy_and_hold_sharpe'])}; train Sharpe {_fmt(report['train_sharpe'])}, "
-            f"deflated Sharpe {_fmt(report['deflated_sharpe'])}"
+            f"{_fmt(report['buy_and_hold_sharpe'])}; train Sharpe {_fmt(report['train_sharpe'])} "
+            "(the candidate's own windows, which chose its checkpoint)"
         )
     checks = _checks(instance, run.run_id)
     data_checks = [

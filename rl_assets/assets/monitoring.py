@@ -12,6 +12,7 @@ from rl_assets.failures import DATA, NO_CHAMPION, failure
 from rl_assets.instruments import instrument_partitions, partitioned_check
 from rl_assets.promotion.gate import judging_spec
 from rl_assets.resources import ArtifactStoreResource, GateResource
+from rl_assets.rl.env import bars
 from rl_assets.rl.metrics import performance
 from rl_assets.rl.stats import sharpe_decay_test
 from rl_assets.rl.training import evaluate, load_policy, with_history
@@ -51,16 +52,16 @@ def champion_performance(
             "window (promoted before windows were recorded); promote a new candidate",
         )
     first, last = pd.Timestamp(window["first_date"]), pd.Timestamp(window["last_date"])
-    closes = raw_prices["close"]
-    before = closes.loc[: first - pd.Timedelta(days=1)].to_numpy()
-    validation = closes.loc[first:last].to_numpy()
-    after = closes.loc[last + pd.Timedelta(days=1) :]
+    prices = raw_prices[["open", "close"]]
+    before = bars(prices.loc[: first - pd.Timedelta(days=1)])
+    validation = bars(prices.loc[first:last])
+    after = prices.loc[last + pd.Timedelta(days=1) :]
     spec = judging_spec(champion["spec"], gate_thresholds.cost_model())
     policy = load_policy(artifacts.trusted(champion["checkpoint"]))
     val = evaluate(policy, with_history(before, validation, spec.window), spec)
     if len(after):
         history = np.concatenate([before, validation])
-        live = evaluate(policy, with_history(history, after.to_numpy(), spec.window), spec)
+        live = evaluate(policy, with_history(history, bars(after), spec.window), spec)
     else:
         live = {"returns": np.zeros(0), "positions": np.zeros(0), "sharpe": 0.0}
     test = sharpe_decay_test(

@@ -142,22 +142,27 @@ def raw_prices(
 
 
 class SplitConfig(dg.Config):
-    """Inclusive date ranges (validation must start after train ends), or a fraction.
+    """The windows the candidate to deploy trains and early-stops on.
 
-    ``validation_fraction`` > 0 ignores the dates: the last that fraction of the rows
-    is validation, every earlier row is train. ``validation_days`` > 0 rolls with the data
-    instead: the last that many rows are validation and the ``train_days`` rows before them
-    train (0: every earlier row), which is how a retrain on decay learns from recent bars.
+    Default (rolling): the last ``validation_days`` rows are validation and the
+    ``train_days`` rows before them train (0: every earlier row), so the candidate learns
+    from the most recent bars; its walk-forward folds (the walk_forward asset) use the same
+    lengths. Dates (all four inclusive, validation after train) give the fixed layout
+    instead: one fold, tested on every bar after validation. ``validation_fraction`` > 0
+    takes the last that fraction of the rows as validation and every earlier row as train.
     """
 
-    train_start: str = constants.TRAIN_START
-    train_end: str = constants.TRAIN_END
-    validation_start: str = constants.VALIDATION_START
-    validation_end: str = constants.VALIDATION_END
+    train_start: str = ""
+    train_end: str = ""
+    validation_start: str = ""
+    validation_end: str = ""
     validation_fraction: float = constants.VALIDATION_FRACTION
-    validation_days: int = 0
-    train_days: int = 0
+    validation_days: int = constants.VALIDATION_DAYS
+    train_days: int = constants.TRAIN_DAYS
     max_gap_business_days: int = constants.MAX_SPLIT_GAP_BUSINESS_DAYS
+
+    def uses_dates(self) -> bool:
+        return any((self.train_start, self.train_end, self.validation_start, self.validation_end))
 
 
 def missing_business_days(before: pd.Timestamp, after: pd.Timestamp) -> int:
@@ -217,6 +222,12 @@ def _split_by_days(
 
 def _split_by_range(prices: pd.DataFrame, config: SplitConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     names = ("train_start", "train_end", "validation_start", "validation_end")
+    missing = [name for name in names if not getattr(config, name)]
+    if missing:
+        raise ValueError(
+            f"price_splits config sets some dates but not {', '.join(missing)}; give all four "
+            "(YYYY-MM-DD), or none for the rolling layout (validation_days, train_days)"
+        )
     dates = {name: _timestamp(config, name) for name in names}
     if dates["train_start"] > dates["train_end"]:
         raise ValueError(
@@ -257,18 +268,18 @@ def split_by_dates(prices: pd.DataFrame, config: SplitConfig) -> tuple[pd.DataFr
             "raw_prices dates are not in increasing order; raw_prices_schema_valid should "
             "have stopped the run: materialize raw_prices again from a sorted source"
         )
-    if config.validation_days:
-        train, validation = _split_by_days(prices, config.validation_days, config.train_days)
-        how = f"validation_days {config.validation_days}"
-        widen = "lower validation_days or supply more data"
+    if config.uses_dates():
+        train, validation = _split_by_range(prices, config)
+        how = "the dates"
+        widen = "widen its dates or supply more data"
     elif config.validation_fraction:
         train, validation = _split_by_fraction(prices, config.validation_fraction)
         how = f"validation_fraction {config.validation_fraction}"
         widen = "lower validation_fraction or supply more data"
     else:
-        train, validation = _split_by_range(prices, config)
-        how = "the dates"
-        widen = "widen its dates or supply more data"
+        train, validation = _split_by_days(prices, config.validation_days, config.train_days)
+        how = f"validation_days {config.validation_days}, train_days {config.train_days}"
+        widen = "lower validation_days / train_days or supply more data"
     minimum = {"train": constants.MIN_TRAIN_ROWS, "validation": constants.MIN_VALIDATION_ROWS}
     for name, part in (("train", train), ("validation", validation)):
         if len(part) < minimum[name]:
@@ -323,12 +334,12 @@ def price_splits(context: dg.AssetExecutionContext, config: SplitConfig, raw_pri
     except ValueError as err:
         raise failure(DATA, f"{context.partition_key}: {err}") from None
     method = (
-        f"last {config.validation_days} rows (train: the {config.train_days or 'all'} before)"
-        if config.validation_days
+        f"dates {config.train_start}..{config.train_end} | "
+        f"{config.validation_start}..{config.validation_end}"
+        if config.uses_dates()
         else f"last {config.validation_fraction:.0%} of rows"
         if config.validation_fraction
-        else f"dates {config.train_start}..{config.train_end} | "
-        f"{config.validation_start}..{config.validation_end}"
+        else f"last {config.validation_days} rows (train: the {config.train_days or 'all'} before)"
     )
     for name, part in (("train_prices", train), ("validation_prices", validation)):
         yield versioned_output(

@@ -29,6 +29,7 @@ def promoted_policy(
     trained_policy: dict[str, Any],
     train_prices: pd.DataFrame,
     validation_prices: pd.DataFrame,
+    walk_forward_evidence: dict[str, Any],
 ) -> dg.Output[dict[str, Any]]:
     """The instrument's champion: the candidate, promoted only when every gate passes and it beats the champion in place."""
     run_guard.ensure(context)  # a killed run must not keep its pool slot
@@ -36,7 +37,13 @@ def promoted_policy(
     # The report's blocking checks skip this asset in the same run, but a later run may
     # materialize it alone: judge the candidate again here, never trust "latest".
     evidence = gather_evidence(
-        trained_policy, train_prices, validation_prices, gate_thresholds, artifacts, instrument
+        trained_policy,
+        train_prices,
+        validation_prices,
+        gate_thresholds,
+        artifacts,
+        instrument,
+        walk_forward_evidence,
     )
     measured, results = judge_candidate(evidence)
     registry = artifacts.registry(instrument)
@@ -76,6 +83,14 @@ def promoted_policy(
         "buy_and_hold_sharpe": measured.buy_and_hold_sharpe,
         "train_sharpe": measured.train_sharpe,
         "best_iteration": trained_policy["best_iteration"],
+        # The procedure's pooled out-of-sample evidence the promotion rests on.
+        "walk_forward": {
+            "pooled": measured.pooled,
+            "folds": measured.walk_forward.get("folds", []),
+            "plan": measured.walk_forward.get("plan", []),
+            "procedure_digest": measured.walk_forward.get("procedure_digest", ""),
+            "execution": measured.walk_forward.get("execution", ""),
+        },
         # Every iteration's validation Sharpe: the selection the champion won, which
         # monitoring deflates its validation Sharpe by.
         "trial_sharpes": measured.trial_sharpes,

@@ -18,6 +18,7 @@ from rl_assets.instruments import instrument_partitions
 from rl_assets.promotion.gate import judging_spec
 from rl_assets.resources import ArtifactStoreResource, GateResource
 from rl_assets.rl import checkpoints
+from rl_assets.rl.env import bars
 from rl_assets.rl.inference import next_position
 from rl_assets.rl.training import load_module
 
@@ -91,12 +92,18 @@ def trading_signal(
         )
     checkpoint = artifacts.trusted(champion["checkpoint"])
     spec = judging_spec(champion["spec"], gate_thresholds.cost_model())
-    decision = next_position(
-        load_module(checkpoint), raw_prices["close"].to_numpy(), spec.env_config()
-    )
+    decision = next_position(load_module(checkpoint), bars(raw_prices), spec.env_config())
+    session = (last + pd.offsets.BDay(1)).date()
+    execute_at = {
+        "next_open": f"enter at the open of {session}",
+        "next_close": f"enter at the close of {session} (market-on-close)",
+    }.get(spec.execution, f"research execution {spec.execution}: not tradable")
     record = {
         "instrument": instrument,
         "as_of": str(last.date()),
+        "session": str(session),
+        "execution": spec.execution,
+        "execute_at": execute_at,
         "position": decision.position,
         "held_into_last_bar": decision.held,
         "action": decision.action,
@@ -109,8 +116,8 @@ def trading_signal(
     }
     latest, history = write_signal(artifacts.path, instrument, record)
     context.log.info(
-        f"{instrument}: position {decision.position:+.0f} for the session after "
-        f"{record['as_of']} (champion {champion['version']})"
+        f"{instrument}: position {decision.position:+.0f}: {execute_at} (decided after the "
+        f"close of {record['as_of']}; champion {champion['version']})"
     )
     return dg.Output(
         record,
@@ -118,6 +125,7 @@ def trading_signal(
             "instrument": instrument,
             "position": decision.position,
             "as_of": record["as_of"],
+            "execute_at": execute_at,
             "champion_version": champion["version"],
             "probability_of_position": display.fraction(
                 decision.probabilities[str(decision.position)]

@@ -11,6 +11,7 @@ from rl_assets.data.versions import split_record
 from rl_assets.failures import CONFIG, failure
 from rl_assets.instruments import instrument_partitions
 from rl_assets.resources import ArtifactStoreResource, GateResource, RayResource
+from rl_assets.rl.env import bars
 from rl_assets.rl.training import (
     TrainingSpec,
     plan_budget,
@@ -53,7 +54,7 @@ def episodes_per_iteration(
         plan = plan_budget(spec)
     except ValueError as err:
         raise failure(CONFIG, f"episodes_per_iteration config: {err}") from None
-    measured = simulate_episodes_per_iteration(spec, train_prices["close"].to_numpy())
+    measured = simulate_episodes_per_iteration(spec, bars(train_prices))
     value = {**plan, "measured_episodes_per_iteration": measured, "sampling": sampling}
     context.log.info(
         f"{plan['episodes_per_iteration']:.2f} episodes/iteration from config, {measured:.2f} "
@@ -92,6 +93,8 @@ class TrainingConfig(dg.Config):
     min_improvement: float = _DEFAULT.min_improvement
     risk_free_rate: float = _DEFAULT.risk_free_rate
     torch_threads: int = _DEFAULT.torch_threads
+    # When the reward's trades execute; empty: the deployment's ($RL_ASSETS_GATE_EXECUTION).
+    execution: str = ""
 
 
 def _history_table(rows: list[dict[str, Any]]) -> str:
@@ -125,14 +128,16 @@ def trained_policy(
     run_guard.ensure(context)  # a killed run must not keep its pool slot
     # A run config that would loosen the gate fails here, before minutes of training.
     gate_thresholds.thresholds()
-    gate_thresholds.cost_model()
+    cost = gate_thresholds.cost_model()
     instrument = context.partition_key
+    settings = config.model_dump()
+    settings["execution"] = settings["execution"] or cost.execution
     try:
-        spec = TrainingSpec(**episodes_per_iteration["sampling"], **config.model_dump())
+        spec = TrainingSpec(**episodes_per_iteration["sampling"], **settings)
     except (TypeError, ValueError) as err:
         raise failure(CONFIG, f"trained_policy config: {err}") from None
-    train = train_prices["close"].to_numpy()
-    validation = with_history(train, validation_prices["close"].to_numpy(), spec.window)
+    train = bars(train_prices)
+    validation = with_history(train, bars(validation_prices), spec.window)
     run_dir = artifacts.run_dir(context.run_id)
     splits = {"train": split_record(train_prices), "validation": split_record(validation_prices)}
     data_version = f"{splits['train']['content_hash']}+{splits['validation']['content_hash']}"

@@ -1,13 +1,18 @@
 """Deterministic daily OHLCV generator: random walks, realistic nulls and planted momentum."""
 
+import math
+
 import numpy as np
 import pandas as pd
 
 from rl_assets import constants
 
-# Structures with nothing to learn beyond the drift, and structures with a planted edge.
+# Structures with nothing to learn beyond the drift, and structures with a planted edge:
+# an AR(1) in the close-to-close returns, or an overnight gap that today's session predicts.
 NULL_STRUCTURES = ("random_walk", "garch_null")
-EDGE_STRUCTURES = ("momentum", "garch_momentum")
+MOMENTUM_STRUCTURES = ("momentum", "garch_momentum")
+OVERNIGHT_STRUCTURES = ("overnight_momentum",)
+EDGE_STRUCTURES = MOMENTUM_STRUCTURES + OVERNIGHT_STRUCTURES
 STRUCTURES = EDGE_STRUCTURES + NULL_STRUCTURES
 GARCH_STRUCTURES = ("garch_null", "garch_momentum")
 
@@ -22,7 +27,15 @@ TAIL_DF = 5.0
 
 # One independent random stream per quantity: a quantity's first n draws are the same
 # whatever the number of dates, so the bars of a shared date never depend on `end`.
-_STREAMS = {"garch_shocks": 1, "open_gap": 2, "high_span": 3, "low_span": 4, "volume": 5}
+_STREAMS = {
+    "garch_shocks": 1,
+    "open_gap": 2,
+    "high_span": 3,
+    "low_span": 4,
+    "volume": 5,
+    "intraday": 6,
+    "overnight": 7,
+}
 
 
 def _stream(seed: int, name: str) -> np.random.Generator:
@@ -46,6 +59,48 @@ def _unit_garch(shocks: np.ndarray, alpha: float, beta: float) -> tuple[np.ndarr
     return u, np.sqrt(h)
 
 
+def autocorrelation_for_annual_sharpe(annual_sharpe: float) -> float:
+    """The AR(1) coefficient phi of ``"momentum"``/``"garch_momentum"`` at which the rule
+    "hold the sign of yesterday's close-to-close return" has about ``annual_sharpe``
+    before costs, over 252 trading days a year.
+
+    An approximation for Gaussian AR(1) returns with standard deviation sigma:
+    E[sign(r_t) r_{t+1}] = phi sigma sqrt(2 / pi) and the rule's daily returns have a
+    standard deviation of about sigma, so its annual Sharpe is about
+    phi sqrt(2 / pi) sqrt(252), and phi = annual_sharpe / (sqrt(2 / pi) sqrt(252)).
+    It ignores the drift (which adds about drift^2 / sigma^2 sqrt(2 / pi) sqrt(252) (1 - phi):
+    0.01 at the default drift and volatility) and the fat tails and volatility
+    clustering of ``"garch_momentum"``.
+    """
+    phi = annual_sharpe / (math.sqrt(2.0 / math.pi) * math.sqrt(252.0))
+    if not -1.0 < phi < 1.0:
+        raise ValueError(
+            f"annual_sharpe={annual_sharpe} needs an autocorrelation of {phi:.3f}, outside "
+            "(-1, 1); the sign-of-yesterday rule reaches at most about "
+            f"{math.sqrt(2.0 / math.pi) * math.sqrt(252.0):.1f} a year"
+        )
+    return phi
+
+
+def _overnight_bars(
+    seed: int, phi: np.ndarray, daily_drift: float, daily_volatility: float, start_price: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(open, close) of ``"overnight_momentum"``: iid sessions, gaps predicted by the session before.
+
+    d_t = daily_drift + daily_volatility e_t (open to close),
+    g_t = phi_t (d_{t-1} - daily_drift) + daily_volatility / 4 u_t (close_{t-1} to open_t;
+    g_0 = daily_volatility / 4 u_0), open_t = close_{t-1} (1 + g_t), close_t = open_t (1 + d_t),
+    close_{-1} = start_price; e and u are Gaussian, each from its own stream.
+    """
+    n = len(phi)
+    intraday = daily_drift + daily_volatility * _stream(seed, "intraday").standard_normal(n)
+    gap = daily_volatility / 4 * _stream(seed, "overnight").standard_normal(n)
+    gap[1:] += phi[1:] * (intraday[:-1] - daily_drift)
+    close = start_price * np.cumprod((1.0 + gap) * (1.0 + intraday))
+    open_ = np.concatenate([[start_price], close[:-1]]) * (1.0 + gap)
+    return open_, close
+
+
 def generate_prices(
     start: str,
     end: str,
@@ -63,7 +118,7 @@ def generate_prices(
 ) -> pd.DataFrame:
     """Business-day OHLCV from ``start`` to ``end`` inclusive, the same for the same arguments.
 
-    Close-to-close returns follow the AR(1)
+    Except for ``"overnight_momentum"``, close-to-close returns follow the AR(1)
     r_t = drift + phi_t (r_{t-1} - drift) + daily_volatility sqrt(1 - phi_t^2) e_t,
     so the unconditional daily volatility is ``daily_volatility`` (0.01: about 16% a
     year) whatever phi_t, and r_0 = 0. The structure picks phi and the shocks e_t:
@@ -79,14 +134,24 @@ def generate_prices(
     - ``"garch_momentum"``: the same GARCH-t shocks with phi = ``autocorrelation``: a
       planted edge of adjustable strength on realistic volatility. With
       ``autocorrelation=0`` it gives exactly the bars of ``"garch_null"``.
+    - ``"overnight_momentum"``: the whole predictable move happens overnight. The
+      sessions (open to close) d_t = drift + daily_volatility e_t are iid Gaussian; the
+      gap g_t = open_t / close_{t-1} - 1 = phi_t (d_{t-1} - drift) + daily_volatility / 4 u_t
+      (g_0 = daily_volatility / 4 u_0, close_{-1} = ``start_price``), phi =
+      ``autocorrelation``, e and u Gaussian from their own streams. A position taken at
+      close t earns the gap predicted by session t; one entered at the open of t + 1 is
+      exposed to d_{t+1} and g_{t+2}, neither predictable at close t: no edge. Close-to-close
+      returns have a lag-1 autocorrelation of about phi / (1 + phi^2 + 1/16) (0.33 at 0.4)
+      and a daily volatility of about daily_volatility sqrt(1 + phi^2 + 1/16).
 
     ``edge_until`` (a date, for the edge structures only): phi_t = 0 on every day after
     it, so a planted edge disappears, e.g. after a validation window.
 
-    Open, high, low and volume are noise around the closes, scaled by the day's
-    volatility (the GARCH conditional volatility for the GARCH structures). Each
-    quantity draws from its own random stream, one value per day, so the same seed and
-    parameters give the same bars on every shared date whatever ``end`` is. The closes
+    Open, high, low and volume are noise around the closes (the open is the gap above
+    for ``"overnight_momentum"``), scaled by the day's volatility (the GARCH conditional
+    volatility for the GARCH structures). Each quantity draws from its own random stream,
+    one value per day, so the same seed and parameters give the same bars on every shared
+    date whatever ``end`` is. The closes
     of ``"random_walk"`` and ``"momentum"`` are those of earlier versions of this
     generator.
     """
@@ -115,31 +180,34 @@ def generate_prices(
     phi = np.full(n, autocorrelation if structure in EDGE_STRUCTURES else 0.0)
     if edge_until is not None:
         phi[dates > pd.Timestamp(edge_until)] = 0.0
-    if structure in GARCH_STRUCTURES:
-        t_draws = _stream(seed, "garch_shocks").standard_t(tail_df, size=n)
-        shocks, vol_scale = _unit_garch(
-            t_draws * np.sqrt((tail_df - 2.0) / tail_df), garch_alpha, garch_beta
-        )
+    if structure in OVERNIGHT_STRUCTURES:
+        open_, close = _overnight_bars(seed, phi, daily_drift, daily_volatility, start_price)
+        day_vol = np.full(n, daily_volatility)
     else:
-        # The historical stream: keeps the closes of earlier versions unchanged.
-        shocks, vol_scale = np.random.default_rng(seed).standard_normal(n), np.ones(n)
-    innovation = daily_volatility * np.sqrt(1.0 - phi**2)
-    returns = np.empty(n)
-    returns[0] = 0.0
-    for t in range(1, n):
-        returns[t] = (
-            daily_drift * (1 - phi[t]) + phi[t] * returns[t - 1] + innovation[t] * shocks[t]
-        )
-    close = start_price * np.cumprod(1.0 + returns)
-    if not np.all(close > 0):
+        if structure in GARCH_STRUCTURES:
+            t_draws = _stream(seed, "garch_shocks").standard_t(tail_df, size=n)
+            shocks, vol_scale = _unit_garch(
+                t_draws * np.sqrt((tail_df - 2.0) / tail_df), garch_alpha, garch_beta
+            )
+        else:
+            # The historical stream: keeps the closes of earlier versions unchanged.
+            shocks, vol_scale = np.random.default_rng(seed).standard_normal(n), np.ones(n)
+        innovation = daily_volatility * np.sqrt(1.0 - phi**2)
+        returns = np.empty(n)
+        returns[0] = 0.0
+        for t in range(1, n):
+            returns[t] = (
+                daily_drift * (1 - phi[t]) + phi[t] * returns[t - 1] + innovation[t] * shocks[t]
+            )
+        close = start_price * np.cumprod(1.0 + returns)
+        day_vol = daily_volatility * vol_scale
+        prev_close = np.concatenate([[start_price], close[:-1]])
+        open_ = prev_close * (1.0 + day_vol / 4 * _stream(seed, "open_gap").standard_normal(n))
+    if not (np.all(close > 0) and np.all(open_ > 0)):
         raise ValueError(
             f"seed={seed}, structure={structure!r} drew a return of -100% or worse; lower "
             "daily_volatility or raise tail_df"
         )
-
-    day_vol = daily_volatility * vol_scale
-    prev_close = np.concatenate([[start_price], close[:-1]])
-    open_ = prev_close * (1.0 + day_vol / 4 * _stream(seed, "open_gap").standard_normal(n))
     high = np.maximum(open_, close) * (
         1.0 + np.abs(day_vol / 2 * _stream(seed, "high_span").standard_normal(n))
     )

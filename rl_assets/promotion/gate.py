@@ -6,6 +6,13 @@ the daemon, the webserver and the CLI all see. A run's config may tighten a thre
 never loosen it, and cannot change the cost model. Candidate, champion and every baseline
 are judged under that one cost model, whatever the candidate trained with.
 
+Two kinds of gates. The deployed checkpoint itself is judged on what only it can show:
+the data it was trained on, that it restores and acts, finite weights, allowed positions,
+its train/validation gap. Whether it has skill is judged on the procedure that produced it:
+the pooled test returns of its walk-forward folds (``walk_forward_evidence``), days that no
+training, early stopping or checkpoint choice has seen, traded as the signal is traded
+(``CostModel.execution``), as skill over the exposure-matched benchmark.
+
 Judging is two steps: ``measure`` restores the checkpoint and rolls it out on the
 candidate's own windows (the expensive part, done once), and each gate is a small function
 of those measurements and one threshold.
@@ -24,8 +31,7 @@ import numpy as np
 from rl_assets import constants
 from rl_assets.data.versions import describe_split
 from rl_assets.rl import checkpoints
-from rl_assets.rl.env import ACTION_SETS
-from rl_assets.rl.stats import deflated_sharpe_against_noise, effective_trials
+from rl_assets.rl.env import ACTION_SETS, EXECUTIONS, TRADABLE_EXECUTIONS
 from rl_assets.rl.training import (
     RL_MODULE_SUBDIR,
     TrainingSpec,
@@ -34,6 +40,7 @@ from rl_assets.rl.training import (
     load_policy,
     with_history,
 )
+from rl_assets.rl.walk_forward import procedure_digest
 
 ENV_PREFIX = "RL_ASSETS_GATE_"
 
@@ -44,7 +51,8 @@ class GateConfigError(ValueError):
 
 @dataclass(frozen=True)
 class GateThresholds:
-    min_validation_sharpe: float = constants.MIN_VALIDATION_SHARPE
+    min_test_days: float = constants.MIN_TEST_DAYS
+    min_test_sharpe: float = constants.MIN_TEST_SHARPE
     min_margin_over_buy_and_hold: float = constants.MIN_SHARPE_MARGIN_OVER_BUY_AND_HOLD
     min_deflated_sharpe: float = constants.MIN_DEFLATED_SHARPE
     max_sharpe_gap: float = constants.MAX_SHARPE_GAP
@@ -61,15 +69,24 @@ TIGHTER = {
 @dataclass(frozen=True)
 class CostModel:
     """How every policy and baseline is charged when judged: per unit of position change,
-    the annual risk-free rate of the Sharpe ratio, and the positions a policy may take."""
+    the annual risk-free rate of the Sharpe ratio, the positions a policy may take, and
+    when a decision made after a close is executed (``rl_assets.rl.env.EXECUTIONS``)."""
 
     transaction_cost: float = constants.GATE_TRANSACTION_COST
     risk_free_rate: float = constants.GATE_RISK_FREE_RATE
     action_set: str = constants.GATE_ACTION_SET
+    execution: str = constants.GATE_EXECUTION
 
     @property
     def allowed_positions(self) -> tuple[float, ...]:
         return ACTION_SETS[self.action_set]
+
+
+# The settings that are names, and the names each may take.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "action_set": tuple(ACTION_SETS),
+    "execution": EXECUTIONS,
+}
 
 
 def env_var(name: str) -> str:
@@ -83,9 +100,10 @@ def _from_env(cls, environ: Mapping[str, str]):
         if not raw:
             continue
         if f.type in (str, "str"):
-            if raw not in ACTION_SETS:
+            if raw not in CHOICES[f.name]:
                 raise GateConfigError(
-                    f"${env_var(f.name)}={raw!r} is not an action set; use one of {sorted(ACTION_SETS)}"
+                    f"${env_var(f.name)}={raw!r} is not a valid {f.name}; use one of "
+                    f"{sorted(CHOICES[f.name])}"
                 )
             values[f.name] = raw
             continue
@@ -161,15 +179,17 @@ class GateResult:
 
 @dataclass
 class Evidence:
-    """What the gate looks at: the candidate, the splits it is judged on, the rules, the champion."""
+    """What the gate looks at: the candidate, the splits it is judged on, the procedure's
+    walk-forward evidence, the rules, the champion."""
 
     candidate: dict[str, Any]  # the trained_policy value
-    train_closes: np.ndarray
+    train_closes: np.ndarray  # (open, close) bars of the train split
     validation_closes: np.ndarray  # the validation split alone (history is prepended here)
     splits: dict[str, dict]  # split_record() of the current train and validation splits
     thresholds: GateThresholds
     cost: CostModel
     champion: dict[str, Any] | None
+    walk_forward: dict[str, Any] | None = None  # the walk_forward_evidence value
 
 
 @dataclass
@@ -194,6 +214,12 @@ class Measurements:
     current_splits: dict[str, dict] = field(default_factory=dict)
     champion_version: str | None = None
     champion_sharpe: float | None = None
+    candidate_procedure: str = ""
+    walk_forward: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pooled(self) -> dict[str, Any]:
+        return self.walk_forward.get("pooled", {})
 
     @property
     def measured(self) -> bool:
@@ -201,10 +227,14 @@ class Measurements:
 
 
 def judging_spec(spec: dict[str, Any] | TrainingSpec, cost: CostModel) -> TrainingSpec:
-    """The policy's own observation window and action meanings, charged the deployment's costs."""
+    """The policy's own observation window and action meanings, charged the deployment's
+    costs and executed as the deployment trades."""
     spec = spec if isinstance(spec, TrainingSpec) else TrainingSpec(**spec)
     return dataclasses.replace(
-        spec, transaction_cost=cost.transaction_cost, risk_free_rate=cost.risk_free_rate
+        spec,
+        transaction_cost=cost.transaction_cost,
+        risk_free_rate=cost.risk_free_rate,
+        execution=cost.execution,
     )
 
 
@@ -215,6 +245,7 @@ def baseline_spec(window: int, cost: CostModel) -> TrainingSpec:
         transaction_cost=cost.transaction_cost,
         risk_free_rate=cost.risk_free_rate,
         action_set=cost.action_set,
+        execution=cost.execution,
     )
 
 
@@ -256,6 +287,8 @@ def measure(evidence: Evidence) -> Measurements:
     m.buy_and_hold_returns = held["returns"]
     m.trial_sharpes = [float(row["validation/sharpe"]) for row in candidate["history"]]
     m.trial_returns = list(candidate.get("trial_validation_returns", []))
+    m.candidate_procedure = procedure_digest(candidate["spec"])
+    m.walk_forward = dict(evidence.walk_forward or {})
     if evidence.champion is not None:
         m.champion_version = evidence.champion["version"]
         m.champion_sharpe = policy_sharpe_on(evidence.champion, evidence)
@@ -350,79 +383,127 @@ def positions_allowed(m: Measurements, t: GateThresholds, cost: CostModel) -> Ga
     )
 
 
-def validation_sharpe_at_least_minimum(
-    m: Measurements, t: GateThresholds, cost: CostModel
-) -> GateResult:
-    name = "validation_sharpe_at_least_minimum"
-    if not m.measured:
-        return _not_measured(name, m, t.min_validation_sharpe)
+def _no_evidence(name: str, m: Measurements, threshold: Any) -> GateResult | None:
+    if not m.pooled:
+        return GateResult(
+            name,
+            False,
+            "no walk-forward evidence",
+            threshold,
+            "the procedure has no pooled test evidence: materialize walk_forward_evidence "
+            "for this instrument in the same run as the candidate",
+        )
+    return None
+
+
+def execution_tradable(m: Measurements, t: GateThresholds, cost: CostModel) -> GateResult:
+    name = "execution_tradable"
+    trained = m.walk_forward.get("execution", cost.execution)
+    ok = cost.execution in TRADABLE_EXECUTIONS and trained == cost.execution
+    if cost.execution not in TRADABLE_EXECUTIONS:
+        reason = (
+            f"the deployment judges with execution {cost.execution!r}, which nobody can "
+            "trade (the signal is written after the close it would trade at); set "
+            f"${env_var('execution')} to one of {list(TRADABLE_EXECUTIONS)}"
+        )
+    elif trained != cost.execution:
+        reason = (
+            f"the evidence was measured with execution {trained!r}, the deployment trades "
+            f"{cost.execution!r}: materialize walk_forward_evidence again"
+        )
+    else:
+        reason = f"decisions after a close are executed at the {cost.execution.replace('_', ' ')}"
+    return GateResult(name, ok, trained, list(TRADABLE_EXECUTIONS), reason)
+
+
+def evidence_from_this_procedure(m: Measurements, t: GateThresholds, cost: CostModel) -> GateResult:
+    name = "evidence_from_this_procedure"
+    missing = _no_evidence(name, m, m.candidate_procedure)
+    if missing is not None:
+        return missing
+    folds = m.walk_forward.get("procedure_digest", "")
+    splits = m.walk_forward.get("deploy_splits", {})
+    same_data = all(
+        splits.get(k, {}).get("content_hash") == m.current_splits.get(k, {}).get("content_hash")
+        for k in ("train", "validation")
+    )
+    ok = folds == m.candidate_procedure and same_data
     return GateResult(
         name,
-        m.validation_sharpe >= t.min_validation_sharpe,
-        round(m.validation_sharpe, 4),
-        t.min_validation_sharpe,
-        f"validation Sharpe {m.validation_sharpe:.3f}, minimum {t.min_validation_sharpe}",
+        ok,
+        f"folds trained by procedure {folds}",
+        f"the candidate's procedure {m.candidate_procedure}",
+        "ok"
+        if ok
+        else "the walk-forward folds were trained with another procedure or on other data "
+        "than this candidate: materialize the folds and the evidence with the candidate",
+    )
+
+
+def test_evidence_sufficient(m: Measurements, t: GateThresholds, cost: CostModel) -> GateResult:
+    name = "test_evidence_sufficient"
+    missing = _no_evidence(name, m, t.min_test_days)
+    if missing is not None:
+        return missing
+    days = int(m.pooled["days"])
+    return GateResult(
+        name,
+        days >= t.min_test_days,
+        days,
+        t.min_test_days,
+        f"{days} test days ({m.pooled['years']:.1f} years) over "
+        f"{len(m.walk_forward.get('folds', []))} folds",
+    )
+
+
+def test_sharpe_at_least_minimum(m: Measurements, t: GateThresholds, cost: CostModel) -> GateResult:
+    name = "test_sharpe_at_least_minimum"
+    missing = _no_evidence(name, m, t.min_test_sharpe)
+    if missing is not None:
+        return missing
+    sharpe = float(m.pooled["policy_sharpe"])
+    return GateResult(
+        name,
+        sharpe >= t.min_test_sharpe,
+        round(sharpe, 4),
+        t.min_test_sharpe,
+        f"pooled test Sharpe {sharpe:.3f}, minimum {t.min_test_sharpe}",
     )
 
 
 def beats_buy_and_hold(m: Measurements, t: GateThresholds, cost: CostModel) -> GateResult:
     name = "beats_buy_and_hold"
-    if not m.measured:
-        return _not_measured(name, m, t.min_margin_over_buy_and_hold)
-    margin = m.validation_sharpe - m.buy_and_hold_sharpe
+    missing = _no_evidence(name, m, t.min_margin_over_buy_and_hold)
+    if missing is not None:
+        return missing
+    policy, held = float(m.pooled["policy_sharpe"]), float(m.pooled["buy_and_hold_sharpe"])
+    margin = policy - held
     return GateResult(
         name,
         margin > t.min_margin_over_buy_and_hold,
         round(margin, 4),
         t.min_margin_over_buy_and_hold,
-        f"policy Sharpe {m.validation_sharpe:.3f} vs buy-and-hold {m.buy_and_hold_sharpe:.3f}",
+        f"pooled test Sharpe {policy:.3f} vs buy-and-hold {held:.3f}",
     )
-
-
-def skill_over_buy_and_hold(m: Measurements) -> dict[str, float]:
-    """The Deflated Sharpe Ratio of the policy's returns over buy-and-hold's, day by day.
-
-    Skill is judged relative to the trivial alternative: a mostly-long policy in a rising
-    year has a fine Sharpe ratio of its own and no skill. The benchmark is the expected best
-    of as many unskilled trials as early stopping chose among, each varying by the sampling
-    noise of a Sharpe ratio over these days (``deflated_sharpe_against_noise`` says why not
-    the spread the iterations showed). Iterations are much alike, so they count as their
-    effective number (``effective_trials``, from how correlated their daily validation
-    returns were); without their returns, every iteration counts.
-    """
-    held = np.asarray(m.buy_and_hold_returns)
-    if len(held) != len(m.validation_returns):
-        held = np.zeros(len(m.validation_returns))
-    active = np.asarray(m.validation_returns) - held
-    # The iterations' returns cover the validation days they were trained against; on other
-    # days (re-split data, which trained_on_these_splits refuses anyway) every one counts.
-    comparable = len(m.trial_returns) == len(m.trial_sharpes) and all(
-        len(r) == len(held) for r in m.trial_returns
-    )
-    if comparable and m.trial_returns:
-        # How alike the policies were: their own returns. Over buy-and-hold, even independent
-        # policies correlate (each is below buy-and-hold whenever it is not long).
-        trials = effective_trials(m.trial_returns)
-    else:
-        trials = float(max(len(m.trial_sharpes), 1))
-    return deflated_sharpe_against_noise(active, trials)
 
 
 def deflated_sharpe_at_least_confidence(
     m: Measurements, t: GateThresholds, cost: CostModel
 ) -> GateResult:
     name = "deflated_sharpe_at_least_confidence"
-    if not m.measured:
-        return _not_measured(name, m, t.min_deflated_sharpe)
-    dsr = skill_over_buy_and_hold(m)
+    missing = _no_evidence(name, m, t.min_deflated_sharpe)
+    if missing is not None:
+        return missing
+    p = m.pooled
     return GateResult(
         name,
-        dsr["dsr"] >= t.min_deflated_sharpe,
-        round(dsr["dsr"], 4),
+        p["dsr"] >= t.min_deflated_sharpe,
+        round(p["dsr"], 4),
         t.min_deflated_sharpe,
-        f"P(the policy's true Sharpe over buy-and-hold > {dsr['benchmark_sharpe']:.2f}, the "
-        f"expected best of {dsr['trials']:.1f} effective unskilled iterations of "
-        f"{len(m.trial_sharpes)}) = {dsr['dsr']:.3f}; PSR vs 0 = {dsr['psr']:.3f}",
+        f"P(skill Sharpe over the exposure-matched benchmark > {p['benchmark_sharpe']:.2f}, "
+        f"the expected best of {p['trials']:g} unskilled trial(s)) = {p['dsr']:.3f} on "
+        f"{p['days']} pooled test days (skill Sharpe {p['skill_sharpe']:.2f} +/- "
+        f"{p['skill_sharpe_se']:.2f}, autocorrelation-robust)",
     )
 
 
@@ -475,6 +556,7 @@ Gate = Callable[[Measurements, GateThresholds, CostModel], GateResult]
 
 # Check name -> (one-sentence description, the gate). The order is the order of the report.
 GATES: dict[str, tuple[str, Gate]] = {
+    # The deployed checkpoint itself.
     "trained_on_these_splits": (
         "The candidate is judged on the very train and validation data it was trained and "
         "selected on (content hashes recorded with the checkpoint).",
@@ -489,22 +571,39 @@ GATES: dict[str, tuple[str, Gate]] = {
         "The policy takes only positions the deployment's action set allows.",
         positions_allowed,
     ),
-    "validation_sharpe_at_least_minimum": (
-        "Validation Sharpe, under the deployment's cost model, is at least the minimum.",
-        validation_sharpe_at_least_minimum,
-    ),
-    "beats_buy_and_hold": (
-        "Validation Sharpe beats buy-and-hold's, under the same costs, by the margin.",
-        beats_buy_and_hold,
-    ),
-    "deflated_sharpe_at_least_confidence": (
-        "The Deflated Sharpe Ratio of the returns over buy-and-hold, deflated by the "
-        "iterations early stopping chose among, reaches the confidence.",
-        deflated_sharpe_at_least_confidence,
-    ),
     "train_validation_gap_within_limit": (
         "Train Sharpe minus validation Sharpe (overfitting) stays within the limit.",
         train_validation_gap_within_limit,
+    ),
+    # The procedure that produced it: pooled walk-forward test evidence.
+    "execution_tradable": (
+        "Every figure assumes an execution the signal can be traded at (next open or next "
+        "close), the deployment's.",
+        execution_tradable,
+    ),
+    "evidence_from_this_procedure": (
+        "The walk-forward folds were trained by the candidate's own procedure on the data "
+        "it was trained on.",
+        evidence_from_this_procedure,
+    ),
+    "test_evidence_sufficient": (
+        "The folds' pooled test windows, which no training or selection saw, hold at least "
+        "the minimum number of days.",
+        test_evidence_sufficient,
+    ),
+    "test_sharpe_at_least_minimum": (
+        "The pooled test Sharpe, under the deployment's costs and execution, is at least "
+        "the minimum.",
+        test_sharpe_at_least_minimum,
+    ),
+    "beats_buy_and_hold": (
+        "The pooled test Sharpe beats buy-and-hold's on the same days, costs and execution.",
+        beats_buy_and_hold,
+    ),
+    "deflated_sharpe_at_least_confidence": (
+        "The Deflated Sharpe of the pooled test skill returns (over the exposure-matched "
+        "benchmark, autocorrelation-robust) reaches the confidence.",
+        deflated_sharpe_at_least_confidence,
     ),
     "beats_champion": (
         "The candidate beats this instrument's champion on the same validation window.",
@@ -546,9 +645,11 @@ def judge_training_result(
     thresholds: GateThresholds | None = None,
     cost: CostModel | None = None,
     champion: dict[str, Any] | None = None,
+    walk_forward: dict[str, Any] | None = None,
 ) -> list[GateResult]:
-    """Every gate for a ``train_ppo`` result judged on the closes it was trained on, outside
-    Dagster (benchmarks, tests). The splits are taken as the ones recorded with it."""
+    """Every gate for a ``train_ppo`` result judged on the bars it was trained on and its
+    procedure's walk-forward evidence (``rl_assets.promotion.evidence``), outside Dagster
+    (benchmarks, tests). The splits are taken as the ones recorded with it."""
     recorded = result.get("provenance", {}).get("splits") or {
         "train": {"content_hash": "unrecorded"},
         "validation": {"content_hash": "unrecorded"},
@@ -561,6 +662,7 @@ def judge_training_result(
         thresholds=thresholds or deployment_thresholds(),
         cost=cost or deployment_cost_model(),
         champion=champion,
+        walk_forward=walk_forward,
     )
     m = measure(evidence)
     if not m.recorded_splits:

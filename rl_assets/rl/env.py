@@ -1,4 +1,4 @@
-"""A single-asset daily trading env (one and natively vectorised): past-only observations, costs in the reward."""
+"""A single-asset daily trading env (one and natively vectorised): past-only observations, trades as the signal is traded."""
 
 import math
 from collections.abc import Callable
@@ -14,6 +14,19 @@ ACTION_SETS: dict[str, tuple[float, ...]] = {
     "short_flat_long": (-1.0, 0.0, 1.0),
 }
 
+# When a position decided from the bars up to close t is executed (``execution``):
+# - "next_open": at the open of session t+1 (the default; what a signal written after the
+#   close can be traded at). Day t+1 then earns the old position over the night (close t
+#   to open t+1) plus the new one over the day (open t+1 to close t+1).
+# - "next_close": at the close of session t+1 (a market-on-close order the next day): the
+#   old position earns all of day t+1.
+# - "same_close": at the close t just observed. Nobody can trade that (the signal is only
+#   computed after that close); a labelled research option the promotion gate refuses.
+# Every model charges ``transaction_cost`` per unit of position change on the day the
+# trade executes (day t+1) and marks to closes, so every series is one return per session.
+EXECUTIONS = ("next_open", "next_close", "same_close")
+TRADABLE_EXECUTIONS = ("next_open", "next_close")
+
 DEFAULTS: dict[str, Any] = {
     "window": 10,
     "episode_length": 252,
@@ -22,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "return_scale": 100.0,
     "reward_scale": 100.0,
     "random_start": True,
+    "execution": "next_open",
 }
 
 
@@ -33,36 +47,92 @@ def simple_returns(closes: np.ndarray) -> np.ndarray:
     return r
 
 
+def bars(frame) -> np.ndarray:
+    """The (open, close) columns of a price frame as an ``(n, 2)`` float array: what every
+    env, rollout and training function takes as its prices (1-D closes alone are enough
+    only for the close-based executions)."""
+    return np.ascontiguousarray(frame[["open", "close"]].to_numpy(dtype=np.float64))
+
+
+def closes_of(prices) -> np.ndarray:
+    """The closes of 1-D closes or ``(n, 2)`` (open, close) bars."""
+    prices = np.asarray(prices, dtype=np.float64)
+    return prices[:, 1] if prices.ndim == 2 else prices
+
+
+def execution_legs(prices, execution: str) -> tuple[np.ndarray, np.ndarray]:
+    """(old, new): per-unit returns of day i earned by the position held before the
+    decision at close i-1 and by the position decided then, under ``execution``.
+
+    Day i's net return is ``old_position * old[i] + new_position * new[i] - cost * |new_position
+    - old_position|`` (see ``EXECUTIONS``); index 0 is 0. ``prices``: 1-D closes or
+    ``(n, 2)`` (open, close) bars; "next_open" needs the opens.
+    """
+    if execution not in EXECUTIONS:
+        raise ValueError(f"execution={execution!r}; choose one of {list(EXECUTIONS)}")
+    prices = np.asarray(prices, dtype=np.float64)
+    closes = closes_of(prices)
+    close_to_close = simple_returns(closes)
+    zero = np.zeros_like(closes)
+    if execution == "same_close":
+        return zero, close_to_close
+    if execution == "next_close":
+        return close_to_close, zero
+    if prices.ndim != 2:
+        raise ValueError(
+            "execution='next_open' needs each session's open: pass (open, close) bars "
+            "(rl_assets.rl.env.bars(prices_frame)), not closes alone, or choose "
+            "execution='next_close'"
+        )
+    opens = prices[:, 0]
+    night, day = zero.copy(), zero.copy()
+    night[1:] = opens[1:] / closes[:-1] - 1.0
+    day[1:] = closes[1:] / opens[1:] - 1.0
+    return night, day
+
+
 class TradingEnv(gym.Env):
-    """Trade one asset at daily closes.
+    """Trade one asset on daily bars, executed as the signal can be traded.
 
-    At index ``i`` the agent sees the last ``window`` daily returns up to and
-    including ``r[i]`` (scaled, clipped) and its current position; it picks a
-    position held from close ``i`` to close ``i + 1`` and earns
-    ``position * r[i + 1] - transaction_cost * |position change|``. The reward is
-    that net return times ``reward_scale``: costs are in the reward, not only in
-    the reported profit. Nothing after ``i`` enters the observation.
+    At index ``i`` (after close ``i``) the agent sees the last ``window`` close-to-close
+    returns up to and including ``r[i]`` (scaled, clipped) and its current position; it
+    picks a new position, executed per ``execution`` (default: at the open of session
+    ``i + 1``), and earns day ``i + 1``'s return marked at the closes:
+    ``old * night[i + 1] + new * day[i + 1] - transaction_cost * |new - old|`` for
+    "next_open" (``execution_legs`` for every model). The reward is that net return
+    times ``reward_scale``: costs are in the reward, not only in the reported profit.
+    Nothing after ``i`` enters the observation, and a reward reaches one bar past its
+    decision, never further: an env cut at a window's last bar uses no later price.
 
-    ``config`` keys: ``closes`` (required, 1-D array), and optionally the keys of
-    ``DEFAULTS``. ``episode_length=None`` runs from the first tradable index to
-    the end of the data; ``random_start`` draws the start from ``np_random``.
+    ``config`` keys: ``closes`` (required: 1-D closes, or ``(n, 2)`` (open, close) bars,
+    which "next_open" needs), and optionally the keys of ``DEFAULTS``.
+    ``episode_length=None`` runs from the first tradable index to the end of the data;
+    ``random_start`` draws the start from ``np_random``.
     """
 
     metadata = {"render_modes": []}
 
     def __init__(self, config: dict | None = None):
         cfg = {**DEFAULTS, **dict(config or {})}
-        closes = np.asarray(cfg["closes"], dtype=np.float64)
+        prices = np.asarray(cfg["closes"], dtype=np.float64)
         self.window = int(cfg["window"])
         if self.window < 1:
             raise ValueError(f"window={self.window}; it must be at least 1")
-        if closes.ndim != 1 or len(closes) < self.window + 2:
+        if not (prices.ndim == 1 or (prices.ndim == 2 and prices.shape[1] == 2)):
             raise ValueError(
-                f"TradingEnv got {len(closes)} closes; one step needs at least "
+                f"TradingEnv prices have shape {prices.shape}; pass 1-D closes or (n, 2) "
+                "(open, close) bars"
+            )
+        if len(prices) < self.window + 2:
+            raise ValueError(
+                f"TradingEnv got {len(prices)} closes; one step needs at least "
                 f"{self.window + 2} (window {self.window} + 2)"
             )
-        if not np.all(np.isfinite(closes)) or np.any(closes <= 0):
-            raise ValueError("TradingEnv closes must be finite and positive")
+        if not np.all(np.isfinite(prices)) or np.any(prices <= 0):
+            raise ValueError("TradingEnv prices must be finite and positive")
+        closes = closes_of(prices)
+        self.execution = str(cfg["execution"])
+        self._old_leg, self._new_leg = execution_legs(prices, self.execution)
         if cfg["action_set"] not in ACTION_SETS:
             raise ValueError(
                 f"action_set={cfg['action_set']!r}; choose one of {sorted(ACTION_SETS)}"
@@ -112,7 +182,8 @@ class TradingEnv(gym.Env):
     def step(self, action):
         new_position = float(self.positions[int(action)])
         cost = self.transaction_cost * abs(new_position - self._position)
-        net = new_position * self.returns[self._i + 1] - cost
+        j = self._i + 1
+        net = self._position * self._old_leg[j] + new_position * self._new_leg[j] - cost
         self._position = new_position
         self._i += 1
         self._steps += 1
@@ -158,7 +229,9 @@ class VectorTradingEnv(gym.vector.VectorEnv):
         self.transaction_cost = template.transaction_cost
         self.reward_scale = template.reward_scale
         self._position_of_action = template.positions
-        self._next_return = np.append(template.returns[1:], 0.0)  # [i] = r[i + 1]
+        # [i] = day i + 1's per-unit returns of the old and the new position.
+        self._next_old = np.append(template._old_leg[1:], 0.0)
+        self._next_new = np.append(template._new_leg[1:], 0.0)
         self._features = template._features
         self.single_observation_space = template.observation_space
         self.single_action_space = template.action_space
@@ -233,7 +306,9 @@ class VectorTradingEnv(gym.vector.VectorEnv):
             new_position[resetting] = 0.0
         # The same arithmetic, in the same order, as TradingEnv.step.
         cost = self.transaction_cost * np.abs(new_position - self._position)
-        reward = (new_position * self._next_return[self._index] - cost) * self.reward_scale
+        index = self._index
+        net = self._position * self._next_old[index] + new_position * self._next_new[index]
+        reward = (net - cost) * self.reward_scale
         self._position = new_position
         if self._any_resetting:
             reward[resetting] = 0.0
@@ -257,10 +332,12 @@ class VectorTradingEnv(gym.vector.VectorEnv):
 def rollout(
     policy: Callable[[np.ndarray], int], closes: np.ndarray, env_config: dict
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``policy`` once over all of ``closes`` from the first tradable index.
+    """Run ``policy`` once over all of ``closes`` (closes or (open, close) bars) from the
+    first tradable index, executed per ``env_config``'s ``execution``.
 
     Returns (daily net returns, positions): one entry per traded day, i.e.
-    ``len(closes) - 1 - window`` of each.
+    ``len(closes) - 1 - window`` of each; ``positions[k]`` is the position decided at the
+    close before day ``k`` (under "next_open" held from that day's open).
     """
     cfg = {**env_config, "closes": closes, "random_start": False, "episode_length": None}
     env = TradingEnv(cfg)

@@ -11,7 +11,7 @@ from rl_assets.rl.env import ACTION_SETS, TradingEnv
 
 @dataclass
 class NextPosition:
-    position: float  # to hold from the last close to the next
+    position: float  # to enter at the next execution (the next session's open by default)
     action: int
     probabilities: dict[str, float]  # position -> probability under the policy
     held: float  # the position the policy held into the last bar
@@ -19,8 +19,9 @@ class NextPosition:
 
 
 def next_position(module, closes: np.ndarray, env_config: dict[str, Any]) -> NextPosition:
-    """Roll the greedy policy over all of ``closes`` (so its own position evolves as in the
-    env), then act on the observation at the last bar: the position for the next session."""
+    """Roll the greedy policy over all of ``closes`` ((open, close) bars, or closes for the
+    close-based executions; its own position evolves as in the env), then act on the
+    observation at the last bar: the position to execute next (per ``execution``)."""
     import torch
 
     env = TradingEnv(

@@ -292,3 +292,236 @@ def sharpe_decay_test(
         "validation_days": val_n,
         "decayed": bool(z < -critical),
     }
+
+
+def long_run_variance_ratio(returns, lags: int | None = None) -> float:
+    """Long-run variance of ``returns`` over their plain variance (1 for serially
+    uncorrelated returns, above 1 when they trend, below 1 when they mean-revert).
+
+    The Bartlett-kernel long-run variance of Newey and West (1987, eq. 2), divided by the
+    lag-0 autocovariance, both with the same 1 / T normalisation:
+    1 + 2 sum_{k=1..L} (1 - k / (L + 1)) rho_k, rho_k the lag-k sample autocorrelation
+    of the demeaned series (its 1 / T autocovariance over the lag-0 one). ``lags`` is L;
+    by default floor(4 (T / 100)^(2/9)), the rule of Newey and West (1994), and at most
+    T - 1. A Bartlett long-run variance is non-negative, so the result is floored at
+    1e-6 against rounding. Fewer than 3 returns or a flat series give 1.0.
+    """
+    r = np.asarray(returns, dtype=np.float64).ravel()
+    t = int(r.size)
+    if lags is not None and lags < 0:
+        raise ValueError(f"lags must be >= 0, got {lags}")
+    if t < 3 or not np.isfinite(r).all() or r.std(ddof=1) < 1e-12:
+        return 1.0
+    if lags is None:
+        lags = math.floor(4.0 * (t / 100.0) ** (2.0 / 9.0))
+    lags = min(int(lags), t - 1)
+    x = r - r.mean()
+    gamma0 = float(x @ x) / t
+    total = 1.0
+    for k in range(1, lags + 1):
+        rho = float(x[k:] @ x[:-k]) / t / gamma0
+        total += 2.0 * (1.0 - k / (lags + 1.0)) * rho
+    return float(max(total, 1e-6))
+
+
+def sharpe_standard_error_hac(
+    returns, risk_free_rate: float = 0.0, lags: int | None = None
+) -> dict[str, float]:
+    """Daily Sharpe ratio of excess returns and its standard error under serial
+    correlation as well as skewness and kurtosis.
+
+    se = sqrt((LRV - g3 SR + (g4 - 1) / 4 SR^2) / (T - 1)): the variance of a Sharpe
+    estimate of Mertens (2002) as used in the PSR (Bailey and Lopez de Prado 2012,
+    eq. 11), whose leading 1 is replaced by the long-run variance ratio LRV of the excess
+    returns (``long_run_variance_ratio``, Newey and West 1987), after Lo (2002), who shows
+    that serial correlation changes a Sharpe's standard error. SR is per period (sample
+    std, ddof=1), g3 the skewness and g4 the non-excess kurtosis (biased, as scipy's
+    defaults). ``risk_free_rate`` is annual and converted to daily as in
+    ``metrics.sharpe_ratio``; ``lags`` as in ``long_run_variance_ratio`` (0 gives the
+    plain PSR standard error). Fewer than 3 returns or a flat series give sharpe 0 and se
+    inf (skewness and kurtosis NaN); so does a non-positive variance term (se inf).
+    Annual figures are the daily ones times sqrt(``metrics.TRADING_DAYS``).
+    """
+    from scipy import stats
+
+    r = np.asarray(returns, dtype=np.float64).ravel()
+    t = int(r.size)
+    excess = r - risk_free_rate / TRADING_DAYS
+    scale = math.sqrt(TRADING_DAYS)
+    if t < 3 or not np.isfinite(excess).all() or excess.std(ddof=1) < 1e-12:
+        return {
+            "sharpe": 0.0,
+            "annual_sharpe": 0.0,
+            "se": math.inf,
+            "annual_se": math.inf,
+            "lrv_ratio": 1.0,
+            "observations": t,
+            "skewness": math.nan,
+            "kurtosis": math.nan,
+        }
+    sharpe = float(excess.mean() / excess.std(ddof=1))
+    skew = float(stats.skew(excess))
+    kurt = float(stats.kurtosis(excess, fisher=False))
+    lrv = long_run_variance_ratio(excess, lags)
+    variance = (lrv - skew * sharpe + (kurt - 1.0) / 4.0 * sharpe**2) / (t - 1)
+    se = math.sqrt(variance) if variance > 0 else math.inf
+    return {
+        "sharpe": sharpe,
+        "annual_sharpe": sharpe * scale,
+        "se": se,
+        "annual_se": se * scale,
+        "lrv_ratio": lrv,
+        "observations": t,
+        "skewness": skew,
+        "kurtosis": kurt,
+    }
+
+
+def probabilistic_sharpe_hac(
+    returns,
+    benchmark_annual_sharpe: float = 0.0,
+    risk_free_rate: float = 0.0,
+    lags: int | None = None,
+) -> float:
+    """P(true Sharpe > benchmark) with a standard error that allows for serial correlation.
+
+    PSR = Phi((SR - SR*) / se), the PSR of Bailey and Lopez de Prado (2012, eq. 11) with
+    SR and se the daily Sharpe and its standard error from ``sharpe_standard_error_hac``
+    (long-run variance ratio in place of the leading 1) and SR* =
+    ``benchmark_annual_sharpe`` / sqrt(``metrics.TRADING_DAYS``). With ``lags=0`` it is
+    ``probabilistic_sharpe_ratio``. 0.0 for fewer than 3 returns, a flat series or a
+    non-positive variance term.
+    """
+    from scipy import stats
+
+    est = sharpe_standard_error_hac(returns, risk_free_rate, lags)
+    se = est["se"]
+    if not math.isfinite(se) or se <= 0:
+        return 0.0
+    benchmark = benchmark_annual_sharpe / math.sqrt(TRADING_DAYS)
+    return float(stats.norm.cdf((est["sharpe"] - benchmark) / se))
+
+
+def minimum_track_record_years(
+    annual_sharpe: float,
+    confidence: float = 0.95,
+    skewness: float = 0.0,
+    kurtosis: float = 3.0,
+    lrv_ratio: float = 1.0,
+    benchmark_annual_sharpe: float = 0.0,
+) -> float:
+    """Years of daily returns needed before a Sharpe of ``annual_sharpe`` is above
+    ``benchmark_annual_sharpe`` with probability ``confidence``.
+
+    MinTRL = 1 + (LRV - g3 SR + (g4 - 1) / 4 SR^2) (z / (SR - SR*))^2 periods (Bailey and
+    Lopez de Prado 2012, eq. 13, with the long-run variance ratio LRV in place of the
+    leading 1, as in ``sharpe_standard_error_hac``), SR and SR* per period (annual over
+    sqrt(``metrics.TRADING_DAYS``)), z the standard normal ``confidence`` quantile (a
+    negative one counts as 0: one period is then enough), g4 non-excess kurtosis;
+    divided by 252 for years. math.inf when SR <= SR*. A negative variance term (moments
+    no sample can have) counts as 0.
+    """
+    from scipy import stats
+
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    scale = math.sqrt(TRADING_DAYS)
+    sharpe = annual_sharpe / scale
+    benchmark = benchmark_annual_sharpe / scale
+    if sharpe <= benchmark:
+        return math.inf
+    z = max(float(stats.norm.ppf(confidence)), 0.0)
+    variance = max(lrv_ratio - skewness * sharpe + (kurtosis - 1.0) / 4.0 * sharpe**2, 0.0)
+    periods = 1.0 + variance * (z / (sharpe - benchmark)) ** 2
+    return float(periods / TRADING_DAYS)
+
+
+def expected_max_standard_normal(n: float) -> float:
+    """Exact expected maximum of ``n`` iid standard normals, for real ``n`` >= 1.
+
+    E = integral over the real line of x n phi(x) Phi(x)^(n - 1) dx (the mean of the
+    largest order statistic; e.g. David and Nagaraja, Order Statistics, 2003, sec. 2.1),
+    evaluated in the equivalent integrated-by-parts form
+    integral_0^inf (1 - Phi(x)^n) dx - integral_-inf^0 Phi(x)^n dx, which is smooth and,
+    at n = 1, two equal halves that cancel. Fractional ``n`` is allowed (an effective
+    number of trials). Values: 0 at n = 1, 1 / sqrt(pi) at 2, 3 / (2 sqrt(pi)) at 3.
+    This is the exact form of what ``expected_max_sharpe_from_variance`` approximates.
+    """
+    from scipy import integrate, special
+
+    if not n >= 1:
+        raise ValueError(f"n must be a real number >= 1, got {n!r}")
+    n = float(n)
+    if math.isinf(n):
+        return math.inf
+
+    def upper(x: float) -> float:
+        return float(-np.expm1(n * special.log_ndtr(x)))
+
+    def lower(x: float) -> float:
+        return float(np.exp(n * special.log_ndtr(x)))
+
+    # The upper integrand falls from 1 to 0 around sqrt(2 ln n): split there so the
+    # quadrature sees the step whatever n is.
+    mode = math.sqrt(2.0 * math.log(n))
+    tol = {"epsabs": 1e-13, "epsrel": 1e-12, "limit": 200}
+    above = (
+        integrate.quad(upper, 0.0, mode, **tol)[0]
+        + integrate.quad(upper, mode, mode + 10.0, **tol)[0]
+        + integrate.quad(upper, mode + 10.0, np.inf, **tol)[0]
+    )
+    below = integrate.quad(lower, -np.inf, 0.0, **tol)[0]
+    return float(above - below)
+
+
+def one_sided_upper_bound(successes: int, trials: int, confidence: float = 0.95) -> float:
+    """Exact (Clopper and Pearson 1934) one-sided upper confidence bound of a binomial
+    proportion after ``successes`` in ``trials``.
+
+    The p at which P(X <= k) = 1 - ``confidence``: the ``confidence`` quantile of
+    Beta(k + 1, n - k); 1.0 when k = n. With no successes it is
+    1 - (1 - confidence)^(1/n) (0 of 40 at 95%: 7.2%). It equals the upper limit of the
+    two-sided exact interval at confidence 2 ``confidence`` - 1.
+    """
+    from scipy import stats
+
+    if trials < 1 or not 0 <= successes <= trials:
+        raise ValueError(
+            f"need 0 <= successes <= trials and trials >= 1, got {successes} of {trials}"
+        )
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if successes == trials:
+        return 1.0
+    return float(stats.beta.ppf(confidence, successes + 1, trials - successes))
+
+
+def deflated_sharpe_hac(
+    returns, trials: float = 1.0, risk_free_rate: float = 0.0, lags: int | None = None
+) -> dict[str, float]:
+    """Deflated Sharpe of ``returns`` chosen as the best of ``trials`` unskilled trials over
+    the same days, with an autocorrelation-robust standard error.
+
+    DSR = Phi((SR - SR0) / se) (Bailey and Lopez de Prado 2014, eq. 9), SR and se from
+    ``sharpe_standard_error_hac``. The benchmark SR0 is the exact expected maximum of
+    ``trials`` standard normals (``expected_max_standard_normal``: 0 at one trial, no
+    cliff, fractional trials allowed) times the null standard deviation of a Sharpe
+    estimate over these days, sqrt(LRV / (T - 1)) (the se at a true Sharpe of 0). With one
+    trial the DSR is the PSR against zero. Too short or flat series give 0.0.
+    """
+    from scipy import stats
+
+    est = sharpe_standard_error_hac(returns, risk_free_rate, lags)
+    t, scale = est["observations"], math.sqrt(TRADING_DAYS)
+    null_se = math.sqrt(est["lrv_ratio"] / max(t - 1, 1))
+    benchmark = null_se * expected_max_standard_normal(max(float(trials), 1.0))
+    se = est["se"]
+    usable = math.isfinite(se) and se > 0
+    return {
+        **est,
+        "dsr": float(stats.norm.cdf((est["sharpe"] - benchmark) / se)) if usable else 0.0,
+        "psr": float(stats.norm.cdf(est["sharpe"] / se)) if usable else 0.0,
+        "trials": float(trials),
+        "benchmark_sharpe": benchmark * scale,
+        "benchmark_sharpe_per_period": benchmark,
+    }

@@ -70,6 +70,9 @@ class TrainingSpec:
     max_iterations: int = 30
     min_improvement: float = 0.0
     risk_free_rate: float = 0.0
+    # When a decision made after close t is executed (rl_assets.rl.env.EXECUTIONS): the
+    # reward trains for the execution the signal is traded at.
+    execution: str = "next_open"
     # A crashed env runner or sub-environment is rebuilt after this delay (RLlib's
     # default is 60 s) at most this many times.
     restart_delay_s: float = 1.0
@@ -89,6 +92,7 @@ class TrainingSpec:
             "episode_length": self.episode_length,
             "transaction_cost": self.transaction_cost,
             "action_set": self.action_set,
+            "execution": self.execution,
         }
 
 
