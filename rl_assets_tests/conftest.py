@@ -32,6 +32,10 @@ PIPELINE_ASSETS = frozenset(
         "validation_prices",
         "episodes_per_iteration",
         "trained_policy",
+        "walk_forward",
+        "fold_policies",
+        "fold_test_returns",
+        "walk_forward_evidence",
         "validation_report",
         "promoted_policy",
     }
@@ -350,7 +354,10 @@ def random_walk_prices():
 
 @pytest.fixture(scope="session")
 def closes(momentum_prices) -> np.ndarray:
-    return momentum_prices["close"].to_numpy()
+    """(open, close) bars: what the env, rollouts and training take (next-open execution)."""
+    from rl_assets.rl.env import bars
+
+    return bars(momentum_prices)
 
 
 @pytest.fixture(scope="session")

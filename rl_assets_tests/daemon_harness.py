@@ -42,7 +42,7 @@ FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus
 # to train long to be refused.
 STRICT_RUN_CONFIG = copy.deepcopy(TINY_RUN_CONFIG)
 STRICT_RUN_CONFIG["ops"]["trained_policy"]["config"].update(min_iterations=1, max_iterations=1)
-STRICT_RUN_CONFIG["resources"] = {"gate_thresholds": {"config": {"min_validation_sharpe": 50.0}}}
+STRICT_RUN_CONFIG["resources"] = {"gate_thresholds": {"config": {"min_test_sharpe": 50.0}}}
 
 
 def bars(seed: int, structure: str = "momentum") -> pd.DataFrame:

@@ -147,7 +147,7 @@ def test_dropped_files_become_instruments_each_retrained_gated_and_signalled_on_
             gate = {n: d.passed for n, d in results.items() if n.startswith("candidate_")}
             assert len(gate) == 9 and not all(gate.values()), gate
             if expected[instrument, content][0] == strict:
-                assert gate["candidate_validation_sharpe_at_least_minimum"] is False, gate
+                assert gate["candidate_test_sharpe_at_least_minimum"] is False, gate
             assert not (daemon.artifacts / "signals" / instrument).exists()
 
         # Champions are per instrument: SPY's and AAA's are each their own run's v0001.

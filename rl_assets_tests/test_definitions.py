@@ -15,10 +15,13 @@ GATE_CHECKS = {
     "candidate_restores_and_acts",
     "candidate_weights_finite",
     "candidate_positions_allowed",
-    "candidate_validation_sharpe_at_least_minimum",
+    "candidate_train_validation_gap_within_limit",
+    "candidate_execution_tradable",
+    "candidate_evidence_from_this_procedure",
+    "candidate_test_evidence_sufficient",
+    "candidate_test_sharpe_at_least_minimum",
     "candidate_beats_buy_and_hold",
     "candidate_deflated_sharpe_at_least_confidence",
-    "candidate_train_validation_gap_within_limit",
     "candidate_beats_champion",
 }
 
@@ -57,6 +60,7 @@ def test_training_and_promotion_take_concurrency_pools():
     graph = defs.resolve_asset_graph()
     pools = {key.to_user_string(): graph.get(key).pools for key in graph.get_all_asset_keys()}
     assert pools["trained_policy"] == {constants.TRAINING_POOL}
+    assert pools["fold_policies"] == {constants.TRAINING_POOL}
     assert pools["promoted_policy"] == {constants.PROMOTION_POOL}
 
 

@@ -51,6 +51,7 @@ def test_reward_is_next_return_times_position_minus_cost():
             "random_start": False,
             "transaction_cost": 0.001,
             "reward_scale": 1.0,
+            "execution": "same_close",  # the research model; next open: test_walk_forward.py
         }
     )
     env.reset(seed=0)
@@ -62,6 +63,14 @@ def test_reward_is_next_return_times_position_minus_cost():
     assert reward == pytest.approx(-(103 / 100 - 1) - 0.002)
     _, reward, *_ = env.step(0)  # hold short: no cost
     assert reward == pytest.approx(-(104 / 103 - 1))
+
+
+def test_closes_alone_cannot_be_traded_at_the_next_open():
+    closes = np.array([100, 101, 102, 100, 103, 104, 105, 106, 107, 108.0])
+    with pytest.raises(ValueError, match=r"execution='next_open' needs each session's open"):
+        TradingEnv({"closes": closes, "window": 2})
+    with pytest.raises(ValueError, match=r"execution='at_noon'; choose one of"):
+        TradingEnv({"closes": closes, "window": 2, "execution": "at_noon"})
 
 
 def test_observation_sees_only_the_past(closes):
@@ -79,15 +88,20 @@ def test_observation_sees_only_the_past(closes):
         obs_after, *_ = env2.step(1)
     np.testing.assert_array_equal(obs_before, obs_after)
     # And the last feature is today's return, not tomorrow's.
-    r = simple_returns(closes)
+    r = simple_returns(closes[:, 1])
     assert obs_before[-2] == pytest.approx(np.clip(r[i] * 100, -10, 10), rel=1e-5)
 
 
 def test_rollout_trades_every_day_once(closes):
+    """Held long from the first decision: the first day earns only its session (entered at
+    its open), every later day its night and its session."""
     cfg = {"window": 5, "action_set": "long_flat", "transaction_cost": 0.0}
     rets, positions = rollout(constant_policy(cfg, 1.0), closes[:100], cfg)
     assert len(rets) == 100 - 1 - 5
-    np.testing.assert_allclose(rets, simple_returns(closes[:100])[6:])
+    opens, close = closes[:100, 0], closes[:100, 1]
+    night, day = opens[1:] / close[:-1] - 1, close[1:] / opens[1:] - 1
+    expected = day[5:] + np.concatenate([[0.0], night[6:]])
+    np.testing.assert_allclose(rets, expected)
     assert set(positions) == {1.0}
 
 
@@ -210,6 +224,7 @@ def test_vector_env_reward_is_next_return_times_position_minus_cost():
             "transaction_cost": 0.001,
             "reward_scale": 1.0,
             "num_envs": 2,
+            "execution": "same_close",
         }
     )
     env.reset(seed=0)

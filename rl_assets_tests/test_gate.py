@@ -28,6 +28,37 @@ SPLITS = {
 }
 
 
+def pooled_test_days(skill=0.004, market=0.0005, days=504, exposure=0.5) -> dict:
+    """Walk-forward evidence over ``days`` test days: the policy earns ``skill`` a day over
+    holding its mean position ``exposure`` in a market that drifts ``market`` a day."""
+    import pandas as pd
+
+    from rl_assets.promotion.evidence import pooled_evidence
+
+    rng = np.random.default_rng(1)
+    unit = market + 0.01 * rng.standard_normal(days)
+    positions = np.where(rng.random(days) < (1 + exposure) / 2, 1.0, -1.0)
+    policy = exposure * unit + skill + 0.01 * rng.standard_normal(days)
+    series = pd.DataFrame(
+        {
+            "fold": np.repeat([0, 1], days // 2),
+            "position": positions,
+            "policy_returns": policy,
+            "buy_and_hold_returns": unit,
+            "unit_returns": unit,
+            "benchmark_returns": positions.mean() * unit,
+            "skill_returns": policy - positions.mean() * unit,
+        },
+        index=pd.bdate_range("2021-01-04", periods=days),
+    )
+    return {
+        **pooled_evidence(series),
+        "procedure_digest": "p1",
+        "execution": "next_open",
+        "deploy_splits": SPLITS,
+    }
+
+
 def measured(**changes) -> Measurements:
     """A candidate that passes every default gate; ``changes`` alter one measurement."""
     rng = np.random.default_rng(0)
@@ -45,6 +76,8 @@ def measured(**changes) -> Measurements:
         trial_sharpes=[0.5, 1.0, 2.0, 3.0, 2.5],
         recorded_splits=SPLITS,
         current_splits=SPLITS,
+        candidate_procedure="p1",
+        walk_forward=pooled_test_days(),
     )
     return dataclasses.replace(base, **changes)
 
@@ -66,18 +99,24 @@ def test_the_reference_candidate_passes_every_default_gate():
         # a validation Sharpe far above train (no overfitting) passes.
         ("train_validation_gap_within_limit", {"train_sharpe": 1.0, "validation_sharpe": 4.0},
          {"train_sharpe": 6.0, "validation_sharpe": 3.0}),
-        ("beats_buy_and_hold", {"validation_sharpe": 3.0, "buy_and_hold_sharpe": 1.0},
-         {"validation_sharpe": 1.0, "buy_and_hold_sharpe": 3.0}),
-        ("validation_sharpe_at_least_minimum", {"validation_sharpe": 0.5},
-         {"validation_sharpe": -0.5}),
+        # The procedure's pooled test days: the policy's Sharpe against buy-and-hold's ...
+        ("beats_buy_and_hold", {}, {"walk_forward": pooled_test_days(skill=0.0, market=0.002)}),
+        ("test_sharpe_at_least_minimum", {},
+         {"walk_forward": pooled_test_days(skill=-0.002, market=0.0)}),
+        ("test_evidence_sufficient", {}, {"walk_forward": pooled_test_days(days=100)}),
         ("beats_champion", {"champion_version": "v0001", "champion_sharpe": 2.0},
          {"champion_version": "v0001", "champion_sharpe": 4.0}),
         ("deflated_sharpe_at_least_confidence", {},
-         {"validation_returns": -0.004 + 0.01 * np.random.default_rng(0).standard_normal(230)}),
-        # Skill is relative: a policy whose returns are buy-and-hold's has none, however good
-        # its own Sharpe ratio.
+         {"walk_forward": pooled_test_days(skill=-0.001)}),
+        # Skill is relative: a policy that only holds the market, however well the market
+        # did, has none (its Sharpe ratio is high, its skill returns are noise).
         ("deflated_sharpe_at_least_confidence", {},
-         {"buy_and_hold_returns": 0.004 + 0.01 * np.random.default_rng(0).standard_normal(230)}),
+         {"walk_forward": pooled_test_days(skill=0.0, market=0.004, exposure=0.8)}),
+        ("evidence_from_this_procedure", {}, {"candidate_procedure": "another"}),
+        ("evidence_from_this_procedure", {}, {"current_splits": {
+            **SPLITS, "train": {**SPLITS["train"], "content_hash": "zzzz"}}}),
+        ("execution_tradable", {}, {"walk_forward": {**pooled_test_days(),
+                                                     "execution": "next_close"}}),
         ("weights_finite", {}, {"nonfinite": 1}),
         ("restores_and_acts", {}, {"deterministic": False}),
         ("positions_allowed", {"positions": (0.0, 1.0)}, {"positions": (-1.0, 0.0, 1.0, 2.0)}),
@@ -113,8 +152,36 @@ def test_an_unmeasured_candidate_fails_every_gate_that_needs_a_rollout():
     results = gate.judge(
         Measurements(restore_error="FileNotFoundError: no manifest"), GateThresholds(), CostModel()
     )
-    assert not any(r.passed for r in results)
-    assert all("restore failed" in r.reason for r in results)
+    # Only the execution setting can be judged without the checkpoint and its evidence.
+    assert [r.name for r in results if r.passed] == ["execution_tradable"]
+    assert all(
+        "restore failed" in r.reason or "no pooled test evidence" in r.reason
+        for r in results
+        if not r.passed
+    )
+
+
+def test_without_walk_forward_evidence_no_candidate_passes():
+    results = gate.judge(measured(walk_forward={}), GateThresholds(), CostModel())
+    failed = {r.name for r in results if not r.passed}
+    assert failed == {
+        "evidence_from_this_procedure",
+        "test_evidence_sufficient",
+        "test_sharpe_at_least_minimum",
+        "beats_buy_and_hold",
+        "deflated_sharpe_at_least_confidence",
+    }
+
+
+def test_the_gate_never_accepts_the_same_close_research_execution():
+    evidence = {**pooled_test_days(), "execution": "same_close"}
+    result = verdict(
+        "execution_tradable",
+        measured(walk_forward=evidence),
+        cost=CostModel(execution="same_close"),
+    )
+    assert not result.passed and "nobody can trade" in result.reason
+    assert "RL_ASSETS_GATE_EXECUTION" in result.reason
 
 
 # --- the deployment owns the gate ------------------------------------------------------------
@@ -132,7 +199,7 @@ def test_the_deployment_reads_thresholds_and_costs_from_the_environment():
     assert (cost.transaction_cost, cost.action_set) == (0.001, "long_flat")
     with pytest.raises(gate.GateConfigError, match="RL_ASSETS_GATE_MAX_SHARPE_GAP='wide'"):
         gate.deployment_thresholds({"RL_ASSETS_GATE_MAX_SHARPE_GAP": "wide"})
-    with pytest.raises(gate.GateConfigError, match="not an action set"):
+    with pytest.raises(gate.GateConfigError, match="is not a valid action_set"):
         gate.deployment_cost_model({"RL_ASSETS_GATE_ACTION_SET": "leveraged"})
 
 
@@ -140,7 +207,7 @@ def test_the_deployment_reads_thresholds_and_costs_from_the_environment():
     "name, looser, tighter",
     [
         ("min_deflated_sharpe", 0.5, 0.99),
-        ("min_validation_sharpe", -1.0, 0.5),
+        ("min_test_sharpe", -1.0, 0.5),
         ("min_margin_over_buy_and_hold", -0.5, 0.25),
         ("min_margin_over_champion", -0.1, 0.1),
         ("max_sharpe_gap", 5.0, 1.0),
@@ -234,22 +301,3 @@ def test_candidate_and_champion_are_judged_under_the_deployments_costs(trained):
     assert spec.transaction_cost == 0.0002 and sharpe_at(0.0002) != sharpe_at(0.01)
     # The champion is charged the same costs: the same policy against itself is a tie.
     assert judged_costly["beats_champion"].observed == 0.0
-
-
-def test_the_effective_number_of_trials_comes_from_how_alike_the_iterations_were():
-    rng = np.random.default_rng(1)
-    held = 0.0005 + 0.01 * rng.standard_normal(230)
-    alike = [measured().validation_returns + 1e-4 * rng.standard_normal(230) for _ in range(5)]
-    apart = [0.01 * rng.standard_normal(230) for _ in range(5)]
-    same = gate.skill_over_buy_and_hold(measured(buy_and_hold_returns=held, trial_returns=alike))
-    diverse = gate.skill_over_buy_and_hold(measured(buy_and_hold_returns=held, trial_returns=apart))
-    assert same["trials"] == pytest.approx(1.0, abs=0.05)  # five copies of one policy
-    assert diverse["trials"] > 4.0  # five unrelated ones
-    assert diverse["benchmark_sharpe"] > same["benchmark_sharpe"]
-    assert diverse["dsr"] < same["dsr"]
-    # Returns from other days (a re-split) cannot say how alike they were: every one counts.
-    other_days = [r[:200] for r in apart]
-    fallback = gate.skill_over_buy_and_hold(
-        measured(buy_and_hold_returns=held, trial_returns=other_days)
-    )
-    assert fallback["trials"] == 5

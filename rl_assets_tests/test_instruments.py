@@ -141,6 +141,12 @@ def test_the_cli_scans_lists_and_refuses_unknown_keys(
         assert main(["list"]) == 0
         listing = capsys.readouterr().out
         assert "SPY" in listing and "SYN_MOMENTUM" in listing and "registered" in listing
-        assert registered(instance) == ["SPY", "SYN_FADING", "SYN_MOMENTUM", "SYN_NULL"]
+        assert registered(instance) == [
+            "SPY",
+            "SYN_FADING",
+            "SYN_MOMENTUM",
+            "SYN_NULL",
+            "SYN_OVERNIGHT",
+        ]
         instance_keys = set(instruments_in_file(prices_dir / "SPY.csv"))
         assert instance_keys == {"SPY"}

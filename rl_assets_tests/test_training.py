@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from rl_assets.rl.env import bars
 import pytest
 
 from rl_assets.rl import checkpoints
@@ -21,8 +23,8 @@ from rl_assets_tests.conftest import TINY_SPEC
 
 
 def split(prices):
-    train = prices.loc["2020-01-01":"2023-01-31", "close"].to_numpy()
-    val = prices.loc["2023-02-01":"2023-12-31", "close"].to_numpy()
+    train = bars(prices.loc["2020-01-01":"2023-01-31"])
+    val = bars(prices.loc["2023-02-01":"2023-12-31"])
     return train, val
 
 

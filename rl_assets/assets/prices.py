@@ -222,12 +222,10 @@ def _split_by_days(
 
 def _split_by_range(prices: pd.DataFrame, config: SplitConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     names = ("train_start", "train_end", "validation_start", "validation_end")
-    missing = [name for name in names if not getattr(config, name)]
-    if missing:
-        raise ValueError(
-            f"price_splits config sets some dates but not {', '.join(missing)}; give all four "
-            "(YYYY-MM-DD), or none for the rolling layout (validation_days, train_days)"
-        )
+    # A date left empty beside others takes the original layout's (constants.TRAIN_START...).
+    config = config.model_copy(
+        update={name: getattr(config, name) or getattr(constants, name.upper()) for name in names}
+    )
     dates = {name: _timestamp(config, name) for name in names}
     if dates["train_start"] > dates["train_end"]:
         raise ValueError(
