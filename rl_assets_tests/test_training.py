@@ -4,11 +4,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-
-from rl_assets.rl.env import bars
 import pytest
 
 from rl_assets.rl import checkpoints
+from rl_assets.rl.env import bars
 from rl_assets.rl.training import (
     TrainingSpec,
     evaluate,
