@@ -1,7 +1,8 @@
 """Gate calibration and power as a benchmark: benchmarks.gate_calibration in a fresh process.
 
-Only with ``benchmarks.run --with-calibration``: it trains 3 x 10 policies for the
-calibration and 6 x 10 more for the power table (about 20-30 minutes on 2 cores).
+Only with ``benchmarks.run --with-calibration``: 60 seeds of each null, 10 seeds of the
+overnight structure at two executions and an 8-seed power table, each instrument a whole
+walk-forward procedure (about an hour on 2 cores).
 """
 
 import sys
@@ -22,7 +23,7 @@ def child(args: dict[str, Any]) -> None:
 
 
 def run(quick: bool) -> dict[str, Any]:
-    argv = ["--seeds", "1", "--strengths", "0,0.4"] if quick else []
+    argv = ["--quick"] if quick else []
     print(
         f"  gate calibration and power: {' '.join(argv) or 'defaults'} ...",
         file=sys.stderr,
@@ -48,7 +49,7 @@ def previous_section(results_md: Path) -> list[str]:
     return [
         gate_calibration.SECTION_TITLE,
         "",
-        "Not run: pass `--with-calibration` (about 90 trainings), or run "
+        "Not run: pass `--with-calibration` (about an hour), or run "
         "`python -m benchmarks.gate_calibration --results-md benchmarks/RESULTS.md`.",
         "",
     ]

@@ -6,7 +6,6 @@ from benchmarks import calibration
 from benchmarks.gate_calibration import (
     SECTION_TITLE,
     binomial_interval,
-    promoted_under,
     section_of,
     write_section,
 )
@@ -42,23 +41,3 @@ def test_binomial_interval_is_the_exact_clopper_pearson_interval():
     assert binomial_interval(0, 10) == pytest.approx((0.0, 0.3085), abs=1e-4)
     assert binomial_interval(1, 10) == pytest.approx((0.0025, 0.4450), abs=1e-4)
     assert binomial_interval(10, 10) == pytest.approx((0.6915, 1.0), abs=1e-4)
-
-
-def row(failed, dsr, margin):
-    return {
-        "failed": failed,
-        "observed": {"deflated_sharpe_at_least_confidence": dsr, "beats_buy_and_hold": margin},
-    }
-
-
-def test_what_if_rejudges_only_the_changed_gates():
-    passed = row([], 0.96, 0.1)
-    assert promoted_under(passed, {})
-    assert not promoted_under(passed, {"dsr": 0.975})
-    assert not promoted_under(passed, {"margin": 0.5})
-    assert promoted_under(row([], 0.99, 0.6), {"dsr": 0.975, "margin": 0.5})
-    refused_by_dsr = row(["deflated_sharpe_at_least_confidence"], 0.94, 0.8)
-    assert not promoted_under(refused_by_dsr, {})
-    assert promoted_under(refused_by_dsr, {"dsr": 0.9})
-    # A gate that is not changed keeps its refusal.
-    assert not promoted_under(row(["train_validation_gap_within_limit"], 0.99, 1.0), {"dsr": 0.9})

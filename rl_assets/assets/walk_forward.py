@@ -16,11 +16,11 @@ from rl_assets.rl.env import bars
 from rl_assets.rl.walk_forward import (
     Fold,
     FoldPlanError,
+    fold_test_series,
     folds_table,
     plan_one_fold,
     plan_rolling_folds,
     procedure_digest,
-    test_window_series,
     train_folds,
 )
 
@@ -197,7 +197,7 @@ def fold_test_returns(
         except (FileNotFoundError, ValueError) as err:
             raise failure(CONFIG, f"fold {fold.index}: {err}") from None
         parts.append(
-            test_window_series(
+            fold_test_series(
                 policy,
                 prices,
                 raw_prices.index,

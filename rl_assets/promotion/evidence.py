@@ -1,7 +1,7 @@
 """The procedure's evidence: the walk-forward folds' pooled test days, as skill over the exposure-matched benchmark.
 
 Everything here is a function of the folds' test-day series (``rl_assets.rl.walk_forward.
-test_window_series``): days no training, early stopping or checkpoint choice has seen, traded
+fold_test_series``): days no training, early stopping or checkpoint choice has seen, traded
 as the deployment trades. The gate (``rl_assets.promotion.gate``) reads the result.
 """
 

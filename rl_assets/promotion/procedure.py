@@ -23,9 +23,9 @@ from rl_assets.rl.env import bars
 from rl_assets.rl.training import TrainingSpec, load_policy
 from rl_assets.rl.walk_forward import (
     Fold,
+    fold_test_series,
     plan_rolling_folds,
     procedure_digest,
-    test_window_series,
     train_folds,
 )
 
@@ -82,7 +82,7 @@ def judge_procedure(
     fold_results, candidate = results[:-1], results[-1]
     series = pd.concat(
         [
-            test_window_series(
+            fold_test_series(
                 load_policy(Path(r["checkpoint"])),
                 all_bars,
                 prices.index,

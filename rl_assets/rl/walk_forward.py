@@ -272,7 +272,7 @@ def exposure_matched(
     return {"exposure": exposure, "benchmark_returns": benchmark, "skill_returns": skill}
 
 
-def test_window_series(
+def fold_test_series(
     policy,
     prices: np.ndarray,
     dates: pd.DatetimeIndex,
@@ -304,10 +304,6 @@ def test_window_series(
         },
         index=index,
     )
-
-
-def test_years(days: int) -> float:
-    return days / TRADING_DAYS
 
 
 def expected_fold_count(n_bars: int, train_days: int, validation_days: int, test_days: int) -> int:
