@@ -27,30 +27,47 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def test_a_decayed_champion_is_retrained_once_by_the_daemon(tmp_path):
-    """SYN_FADING's edge ends with its validation window: trained, gated, promoted and
-    watched through the CLI, its champion fails the decay check; the daemon's
+    """SYN_FADING's edge ends on 2023-12-31: trained, gated and promoted through the CLI on
+    prices ending 2023-12-29, then watched on the prices extended to today, its champion
+    fails the decay check; the daemon's
     champion_decay_sensor then requests one retraining run on a rolling split, and nothing
     more while the data stays the same. The gate decides that run's outcome."""
     fading = "SYN_FADING"
     daemon = Daemon(tmp_path, sensor=DECAY_SENSOR)
     deadline = time.monotonic() + DEADLINE_SECONDS
     register_instruments(daemon.home, fading, env=daemon.env)
-    config = tmp_path / "tiny.yaml"
-    write_yaml(config, TINY_RUN_CONFIG)
+    promoted_on = "2023-12-29"
+    config, later = tmp_path / "promote.yaml", tmp_path / "tiny.yaml"
+    write_yaml(
+        config,
+        {
+            "ops": {
+                **TINY_RUN_CONFIG["ops"],
+                "raw_prices": {"config": {"end": promoted_on}},
+                "trading_signal": {"config": {"as_of": promoted_on}},
+            }
+        },
+    )
+    write_yaml(later, TINY_RUN_CONFIG)
     first = subprocess.run(
         materialize_command(config, partition=fading),
         cwd=REPO, env=daemon.env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert first.returncode == 0, first.stderr[-3000:]
     assert champion(daemon, fading)["version"] == "v0001"
+    watched = subprocess.run(
+        materialize_command(later, select="raw_prices,champion_performance", partition=fading),
+        cwd=REPO, env=daemon.env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert watched.returncode == 0, watched.stderr[-3000:]
 
     with daemon.running():
         instance = daemon.instance
-        [cli_run] = [
+        cli_run = [
             r
             for r in instance.get_runs(filters=RunsFilter(tags={"dagster/partition": fading}))
             if "dagster/sensor_name" not in r.tags
-        ]
+        ][0]  # the newest: the watch on the extended prices
         decay = check_results(instance, cli_run.run_id)["champion_performance_within_expected_band"]
         assert not decay.passed, decay.metadata["reason"].value
         data_version = decay.metadata["data_version"].value

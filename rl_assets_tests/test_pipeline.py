@@ -59,9 +59,8 @@ def instance(tmp_path_factory):
 def passing_run(local_ray, instance, artifacts):
     config = copy.deepcopy(TINY_RUN_CONFIG)
     config["ops"] |= {
-        # Half a year of data after validation, for the untouched test window.
+        # Data to mid-2024: two walk-forward folds before the candidate's own windows.
         "raw_prices": {"config": {"end": "2024-06-28"}},
-        "validation_report": {"config": {"test_start": "2024-01-01", "test_end": "2024-06-28"}},
         # The signal is asked for as of the data's end, so those prices are not stale.
         "trading_signal": {"config": {"as_of": "2024-06-28"}},
     }
@@ -91,20 +90,29 @@ def test_a_passing_gate_materializes_everything_and_promotes(passing_run, artifa
     assert {g["name"] for g in champion["gates"]} == {g["name"] for g in report["gates"]}
 
 
-def test_the_report_has_baselines_gates_and_the_untouched_test_window(passing_run, artifacts):
+def test_the_report_has_baselines_gates_and_the_walk_forward_evidence(passing_run, artifacts):
     report = passing_run.output_for_node("validation_report")
     assert set(report["validation"]) == {"policy", "buy_and_hold", "flat", "random (mean of 20)"}
     assert report["validation"]["flat"]["sharpe"] == 0.0
     assert report["validation"]["flat"]["trades"] == 0
-    assert 0.0 <= report["deflated_sharpe"]["dsr"] <= 1.0
     assert report["verdict"] == "passes every gate" and report["passed"]
     assert [g["name"] for g in report["gates"]][-1] == "beats_champion"
-    assert set(report["test"]) == set(report["validation"])
+    plan = passing_run.output_for_node("walk_forward")
+    evidence = report["walk_forward"]
+    assert 0.0 <= evidence["pooled"]["dsr"] <= 1.0
+    assert len(evidence["folds"]) == len(plan["folds"]) >= 2
+    assert evidence["pooled"]["days"] == plan["test_days"]
+    # The last fold's test window ends where the candidate's validation window does: the
+    # candidate's own windows are not test days; every test day lies before them or is
+    # judged by a fold that never saw it.
+    assert plan["folds"][-1]["test_dates"][1] == "2024-06-28"
     folder = artifacts / "runs" / passing_run.run_id / "report"
     md = (folder / "report.md").read_text()
-    assert "Untouched test window 2024-01-01..2024-06-28" in md
+    assert "The procedure out of sample (walk-forward)" in md
+    assert f"{evidence['pooled']['years']:.1f} years of pooled test evidence" in md
     assert "| beats_buy_and_hold |" in md and "**Verdict: passes every gate.**" in md
     assert (folder / "validation.png").stat().st_size > 10_000
+    assert (folder / "walk_forward.png").stat().st_size > 10_000
 
 
 def test_a_refused_candidate_still_gets_its_report_and_changes_no_champion(refused_run, artifacts):
@@ -150,7 +158,7 @@ def test_a_re_split_candidate_is_refused_naming_both_versions(passing_run, insta
     assert not alone.success
     message = failure_message(alone)
     assert "trained_on_these_splits" in message
-    assert "2023-10-31" in message and "2023-12-29" in message  # the two validation ranges
+    assert "2023-10-31" in message and "2024-06-28" in message  # the two validation ranges
     assert Registry.for_instrument(artifacts / "registry", EDGE).versions() == ["v0001"]
 
 

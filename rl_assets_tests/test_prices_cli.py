@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 import yaml
 
@@ -105,3 +106,35 @@ def test_parquet_through_the_whole_graph(tmp_path, tiny_run_config, monkeypatch)
     assert raw.metadata["source"].value == str(parquet)
     assert raw.metadata["date_source"].value == "index"
     assert all(e.passed for e in result.get_asset_check_evaluations())
+
+
+@pytest.mark.slow
+def test_a_twenty_year_file_needs_no_split_configuration(tmp_path, tiny_run_config, monkeypatch):
+    """Twenty years of a user's daily bars and no split config: the candidate trains on the
+    most recent window, the folds tile the rest, and the report says how many years of
+    pooled test evidence judged it."""
+    from rl_assets.rl.walk_forward import expected_fold_count
+
+    monkeypatch.delenv(PRICES_FILE_ENV_VAR, raising=False)
+    end = latest_business_day()
+    prices = generate_prices(str((pd.Timestamp(end) - pd.DateOffset(years=20)).date()), end, seed=3)
+    csv = tmp_path / "LONG.csv"
+    prices.rename(columns=str.title).rename_axis("Date").to_csv(csv)
+    result = materialize_instrument(
+        tmp_path / "artifacts", with_source(tiny_run_config, source_path=str(csv)), "LONG"
+    )
+    assert result.success
+    plan = result.output_for_node("walk_forward")
+    folds = expected_fold_count(
+        len(prices), constants.TRAIN_DAYS, constants.VALIDATION_DAYS, constants.TEST_DAYS
+    )
+    assert len(plan["folds"]) == folds >= 16 and plan["layout"] == "rolling"
+    evidence = result.output_for_node("walk_forward_evidence")
+    years = evidence["pooled"]["years"]
+    assert years > 15
+    report = tmp_path / "artifacts" / "runs" / result.run_id / "report" / "report.md"
+    text = report.read_text()
+    assert f"{years:.1f} years of pooled test evidence" in text
+    first, last = plan["folds"][0], plan["folds"][-1]
+    assert f"{first['test_dates'][0]}..{first['test_dates'][1]}" in text
+    assert last["test_dates"][1] == str(prices.index[-1].date())

@@ -18,7 +18,7 @@ from rl_assets.automation.decay import DECAY_SENSOR, champion_decay_sensor
 from rl_assets.definitions import defs
 from rl_assets.registry import Registry
 from rl_assets.resources import ArtifactStoreResource
-from rl_assets.rl.env import TradingEnv
+from rl_assets.rl.env import TradingEnv, bars
 from rl_assets.rl.training import load_module
 from rl_assets_tests.conftest import EDGE, NULL, TINY_RUN_CONFIG
 
@@ -62,18 +62,46 @@ def instance(tmp_path_factory):
         yield inst
 
 
-@pytest.fixture(scope="module")
-def edge_run(local_ray, instance, artifacts):
-    result = run(instance, EDGE)
+# Champions are promoted on prices ending here (SYN_FADING's edge is still there), then
+# watched when the prices are extended to today: every later bar is one the promotion
+# never saw.
+PROMOTED_ON = "2023-12-29"
+
+
+def promote(instance, partition):
+    config = copy.deepcopy(TINY_RUN_CONFIG)
+    config["ops"] |= {
+        "raw_prices": {"config": {"end": PROMOTED_ON}},
+        "trading_signal": {"config": {"as_of": PROMOTED_ON}},
+    }
+    result = run(instance, partition, config=config)
     assert result.success, failure_message(result)
     return result
+
+
+def watch(instance, partition):
+    """New bars land (the prices run to today) and the champion is watched on them."""
+    return run(instance, partition, [AssetKey("raw_prices"), AssetKey("champion_performance")])
+
+
+@pytest.fixture(scope="module")
+def edge_run(local_ray, instance, artifacts):
+    return promote(instance, EDGE)
 
 
 @pytest.fixture(scope="module")
 def fading_run(local_ray, instance, artifacts):
-    result = run(instance, FADING)
-    assert result.success, failure_message(result)
-    return result
+    return promote(instance, FADING)
+
+
+@pytest.fixture(scope="module")
+def edge_watch(edge_run, instance):
+    return watch(instance, EDGE)
+
+
+@pytest.fixture(scope="module")
+def fading_watch(fading_run, instance):
+    return watch(instance, FADING)
 
 
 def test_the_signal_is_a_hand_rollout_of_the_champion_on_the_same_bars(edge_run, artifacts):
@@ -87,7 +115,7 @@ def test_the_signal_is_a_hand_rollout_of_the_champion_on_the_same_bars(edge_run,
     module = load_module(champion["checkpoint"])
     spec = champion["spec"]
     env = TradingEnv(
-        {"closes": prices["close"].to_numpy(), "window": spec["window"],
+        {"closes": bars(prices), "window": spec["window"], "execution": "next_open",
          "action_set": spec["action_set"], "random_start": False, "episode_length": None}
     )  # fmt: skip
     obs, _ = env.reset(seed=0)
@@ -104,7 +132,8 @@ def test_the_signal_is_a_hand_rollout_of_the_champion_on_the_same_bars(edge_run,
     assert env._i == len(prices) - 1  # the observation is at the last bar
     assert record["position"] == env.positions[greedy(obs)]
     assert record["held_into_last_bar"] == obs[-1]
-    assert record["as_of"] == str(prices.index[-1].date())
+    assert record["as_of"] == str(prices.index[-1].date()) == PROMOTED_ON
+    assert record["execute_at"] == "enter at the open of 2024-01-01"
     assert record["champion_version"] == champion["version"] == "v0001"
     assert sum(record["action_probabilities"].values()) == pytest.approx(1.0)
     assert max(record["action_probabilities"], key=record["action_probabilities"].get) == str(
@@ -150,20 +179,23 @@ def test_stale_prices_missing_champion_and_bad_prices_give_no_signal(
 
 
 def test_the_decay_check_fails_where_the_edge_disappears_and_passes_where_it_persists(
-    edge_run, fading_run
+    edge_watch, fading_watch
 ):
-    persists = check(edge_run, "champion_performance_within_expected_band")
-    fades = check(fading_run, "champion_performance_within_expected_band")
+    """Both champions were promoted on prices ending 2023-12-29 (the same bars: SYN_FADING
+    is SYN_MOMENTUM until then); after it, one edge persists and one stops."""
+    persists = check(edge_watch, "champion_performance_within_expected_band")
+    fades = check(fading_watch, "champion_performance_within_expected_band")
     assert persists.passed, persists.metadata["reason"].value
     assert not fades.passed, fades.metadata["reason"].value
     assert "the edge has decayed" in fades.metadata["reason"].value
-    edge, fading = (r.output_for_node("champion_performance") for r in (edge_run, fading_run))
-    assert edge["days"] == fading["days"] > 500  # every bar after validation, to today
+    edge, fading = (r.output_for_node("champion_performance") for r in (edge_watch, fading_watch))
+    assert edge["days"] == fading["days"] > 500  # every bar after the promotion's data
+    assert edge["since"] == fading["since"] == "2024-01-01"
     assert fading["test"]["live_sharpe"] < fading["test"]["lower_bound"]
     assert edge["test"]["live_sharpe"] >= edge["test"]["lower_bound"]
 
 
-def test_the_decay_sensor_requests_one_run_per_data_version(fading_run, instance, artifacts):
+def test_the_decay_sensor_requests_one_run_per_data_version(fading_watch, instance, artifacts):
     resources = {"artifacts": ArtifactStoreResource(root=str(artifacts))}
 
     def tick():
@@ -173,7 +205,7 @@ def test_the_decay_sensor_requests_one_run_per_data_version(fading_run, instance
 
     [request] = tick()
     assert request.partition_key == FADING
-    data_version = fading_run.output_for_node("champion_performance")["data_version"]
+    data_version = fading_watch.output_for_node("champion_performance")["data_version"]
     assert request.run_key == f"decay:{FADING}:v0001:{data_version}"
     split = request.run_config["ops"]["price_splits"]["config"]
     assert split == {"validation_days": 252, "train_days": 756}
