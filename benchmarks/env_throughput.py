@@ -3,10 +3,16 @@
     .venv/bin/python -m benchmarks.env_throughput '{"steps": 200000, "repeats": 5}'
 
 runs one measurement (the child) and prints its JSON; ``run()`` is what benchmarks.run calls.
-The bare loop reads the env's own prepared arrays (feature windows, returns) and does
-the same per-step arithmetic: position from the action, cost, net return, reward, the
-observation copy and the end-of-episode test, without the gym.Env method calls, the
-info dict and the numpy-scalar conversions.
+The bare loop reads the env's own prepared arrays (feature windows, the per-unit returns
+of the old and the new position) and does the same per-step arithmetic: position from
+the action, cost, net return, reward, the observation copy and the end-of-episode test,
+without the gym.Env method calls, the info dict and the numpy-scalar conversions.
+
+Every env here trades (open, close) bars of the benchmarks' train window
+(``rl_assets.rl.env.bars``) with the default execution: a decision after close t is taken
+at the open of t+1, so a day's net return is the old position over the night plus the new
+one over the day, less costs (one more multiply-add per step than the close-to-close env
+of earlier runs, in the env and in the bare loop alike).
 """
 
 import sys
@@ -22,7 +28,8 @@ TARGET_RATIO = 0.5
 
 def bare_loop(env, actions: np.ndarray) -> float:
     """The same arithmetic as TradingEnv.step/_obs/reset over the env's arrays; seconds."""
-    features, returns, positions = env._features, env.returns, env.positions
+    features, positions = env._features, env.positions
+    old_leg, new_leg = env._old_leg, env._new_leg  # per execution (rl_assets.rl.env)
     tc, scale, window = env.transaction_cost, env.reward_scale, env.window
     last, length = env.last_index, env.episode_length
     rng = np.random.default_rng(0)
@@ -32,7 +39,7 @@ def bare_loop(env, actions: np.ndarray) -> float:
     for a in actions:
         new_position = positions[a]
         cost = tc * abs(new_position - position)
-        net = new_position * returns[i + 1] - cost
+        net = position * old_leg[i + 1] + new_position * new_leg[i + 1] - cost
         position = new_position
         i += 1
         steps += 1
@@ -63,14 +70,14 @@ def env_loop(env, actions: np.ndarray) -> float:
 VECTOR_ENVS = 16
 
 
-def vector_loops(closes, steps: int, n: int) -> tuple[float, float]:
+def vector_loops(prices, steps: int, n: int) -> tuple[float, float]:
     """Seconds for ``steps`` env steps (``steps / n`` vector steps, random actions, NEXT_STEP
     autoreset) of VectorTradingEnv and of gymnasium's SyncVectorEnv of TradingEnvs."""
     import gymnasium as gym
 
     from rl_assets.rl.env import TradingEnv, VectorTradingEnv
 
-    cfg = {"closes": closes}
+    cfg = {"closes": prices}  # (open, close) bars; the default next-open execution
     vector = VectorTradingEnv({**cfg, "num_envs": n})
     sync = gym.vector.SyncVectorEnv(
         [lambda: TradingEnv(cfg) for _ in range(n)],
@@ -91,11 +98,11 @@ def vector_loops(closes, steps: int, n: int) -> tuple[float, float]:
 def child(args: dict[str, Any]) -> None:
     from rl_assets import constants
     from rl_assets.data.synthetic import generate_prices
-    from rl_assets.rl.env import TradingEnv
+    from rl_assets.rl.env import TradingEnv, bars
 
     prices = generate_prices(constants.GENERATOR_START, constants.GENERATOR_END)
-    closes = prices.loc[constants.TRAIN_START : constants.TRAIN_END, "close"].to_numpy()
-    env = TradingEnv({"closes": closes})
+    train = bars(prices.loc[constants.TRAIN_START : constants.TRAIN_END])
+    env = TradingEnv({"closes": train})
     steps = int(args["steps"])
     actions = np.random.default_rng(0).integers(0, env.action_space.n, steps)
     # Actions as RLlib hands them to a single env: numpy integers from the sampled batch.
@@ -107,7 +114,7 @@ def child(args: dict[str, Any]) -> None:
     for _ in range(int(args["repeats"])):  # interleaved: all see the same load
         env_s.append(env_loop(env, actions))
         bare_s.append(bare_loop(env, actions))
-        v, sy = vector_loops(closes, vector_steps, VECTOR_ENVS)
+        v, sy = vector_loops(train, vector_steps, VECTOR_ENVS)
         vector_s.append(v)
         sync_s.append(sy)
     harness.emit(
@@ -117,7 +124,8 @@ def child(args: dict[str, Any]) -> None:
             "vector_steps_per_s": [vector_steps / s for s in vector_s],
             "sync_steps_per_s": [vector_steps / s for s in sync_s],
             "steps": steps,
-            "rows": len(closes),
+            "rows": len(train),
+            "execution": env.execution,
         }
     )
 
@@ -132,6 +140,7 @@ def run(quick: bool) -> dict[str, Any]:
         "env": harness.summarize(res["env_steps_per_s"]),
         "bare": harness.summarize(res["bare_steps_per_s"]),
         "ratio": harness.summarize(ratios),
+        "execution": res["execution"],
         "vector": harness.summarize(res["vector_steps_per_s"]),
         "sync": harness.summarize(res["sync_steps_per_s"]),
         "load": harness.load_of([proc]),
@@ -150,9 +159,11 @@ def markdown(r: dict[str, Any]) -> str:
         [
             "## 1. Env throughput",
             "",
-            f"TradingEnv on the default train split ({r['args']['steps']:,} random actions per "
-            f"repeat, episodes of 252 steps, reset at each end); load average "
-            f"{harness.fmt_load(r['load'])}.",
+            "TradingEnv on (open, close) bars of the benchmarks' train window "
+            f"(2020-01-01..2023-01-31, execution `{r.get('execution', 'next_open')}`: a "
+            "decision after a close is taken at the next open), "
+            f"{r['args']['steps']:,} random actions per repeat, episodes of 252 steps, reset "
+            f"at each end; load average {harness.fmt_load(r['load'])}.",
             "",
             "| loop | steps/s, median (min-max, n) |",
             "|---|---:|",

@@ -17,6 +17,11 @@ take turns, so they see the same load:
   Python PPO update of this size.
 
 Then one cProfile pass of the project's RLlib update says where its time goes.
+
+The iteration's data is sampled from (open, close) bars of the benchmarks' train window
+with the default next-open execution (``rl_assets.rl.env.bars``), the env SB3's buffer is
+filled from too. The execution changes the rewards in the batch, not its size or the
+update's work.
 """
 
 import copy
@@ -29,7 +34,7 @@ from dataclasses import replace
 from typing import Any
 
 from benchmarks import harness
-from benchmarks.training_throughput import _set_threads, _Timed, _train_closes, build_sb3
+from benchmarks.training_throughput import _set_threads, _Timed, _train_bars, build_sb3
 
 
 def bare_torch_update(obs_dim: int, n_actions: int, rows: int, cfg, seed: int = 0):
@@ -132,10 +137,10 @@ def child(args: dict[str, Any]) -> None:
 
     threads = _set_threads(args)
     spec = replace(TrainingSpec(), **args.get("spec", {}))
-    closes = _train_closes()
+    prices = _train_bars()
     repeats = int(args.get("repeats", 7))
     with ray_session(num_cpus=2):
-        base = build_ppo_config(spec, closes)
+        base = build_ppo_config(spec, prices)
         algos = {
             "rllib_project": base.copy(copy_frozen=False).build_algo(),
             "rllib_ppo_learner": base.copy(copy_frozen=False)
@@ -170,7 +175,7 @@ def child(args: dict[str, Any]) -> None:
                 algo.learner_group.update(episodes=copy.deepcopy(episodes), **kw)
                 learner._update = counter.fn
                 updates[name] = counter.calls
-            sb3, sb3_steps, hyper = build_sb3(spec, closes, spec.num_envs_per_env_runner)
+            sb3, sb3_steps, hyper = build_sb3(spec, prices, spec.num_envs_per_env_runner)
             sb3.learn(sb3_steps)  # fills the rollout buffer (and trains once: warm-up)
             bare = bare_torch_update(spec.window + 1, 3, rows, base)
             bare()

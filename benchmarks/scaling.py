@@ -1,9 +1,10 @@
 """Scaling: wall time and peak memory of a plain training run as history and budget grow.
 
 Each point is the plain path of benchmarks.time_to_budget (fresh process: imports,
-prices, split, Ray start, train_ppo to the budget) with a longer price history (last
-20% of rows as validation, like ``price_splits`` with ``validation_fraction=0.2``) or a
-larger episode budget (default prices and dates). Peak memory is measured from outside:
+prices, split, Ray start, train_ppo to the budget on (open, close) bars with the default
+next-open execution) with a longer price history (last 20% of rows as validation, like
+``price_splits`` with ``validation_fraction=0.2``) or a larger episode budget (the
+benchmarks' generated prices and fixed date split). Peak memory is measured from outside:
 the largest single process (``wait4`` maxrss, in practice the driver) and the summed RSS
 of the whole process tree including Ray's daemons (sampled every 0.5 s).
 """
@@ -66,10 +67,11 @@ def markdown(r: dict[str, Any]) -> str:
         "## 4. Scaling",
         "",
         "Plain `train_ppo` run in a fresh process (imports, prices, split, Ray start, training "
-        "to the budget, validation rollout every iteration), as the price history and the "
-        "episode budget grow. Rows: generated business days ending 2023-12-31, last 20% "
-        f"validation, {r['base_episodes']} episodes. Episodes: default prices and date split. "
-        "Median (min-max, n).",
+        "to the budget on (open, close) bars, executed at the next open, validation rollout "
+        "every iteration), as the price history and the episode budget grow. Rows: generated "
+        "business days ending 2023-12-31, last 20% validation, "
+        f"{r['base_episodes']} episodes. Episodes: the benchmarks' generated prices and fixed "
+        "date split (section 3). Median (min-max, n).",
         "",
         "| point | rows | iterations | episodes done | wall s | training loop s | s per iteration | "
         "peak RSS, process tree MiB | peak RSS, largest process MiB | load |",

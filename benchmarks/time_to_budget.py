@@ -3,14 +3,25 @@
     .venv/bin/python -m benchmarks.time_to_budget '{"mode": "plain", "target_episodes": 100}'
 
 runs one measurement (the child) and prints its JSON; ``run()`` is what benchmarks.run calls.
-Every path does the same training work: the default TrainingSpec with ``patience`` and
-``min_iterations`` raised so early stopping cannot end training before the episode budget,
-a greedy validation rollout after every iteration and the best policy kept on disk. The
-RLlib paths run with a private Ray (started and stopped by the run) and with the
+Every path does the same training work on the same bars: the default TrainingSpec (next-open
+execution, so (open, close) bars) with ``patience`` and ``min_iterations`` raised so early
+stopping cannot end training before the episode budget, a greedy validation rollout after
+every iteration and the best policy kept on disk, on the benchmarks' fixed date split of the
+generated momentum series (train 2020-01-01..2023-01-31, validation 2023-02-01..2023-12-31).
+The RLlib paths run with a private Ray (started and stopped by the run) and with the
 long-lived local Ray of ``make ray-up`` (``rl_assets.rl.local_ray``, started once for the
-section); the Stable-Baselines3 script does the same iterations, rollouts and saves. Also
-measured alone, each in a fresh process: Ray start-up and joining the long-lived Ray, and
-the code-location import.
+section); the Stable-Baselines3 script does the same iterations, rollouts and saves.
+
+The Dagster path materializes ``--select '*trained_policy'``: trained_policy and every asset
+upstream of it (raw_prices, price_splits, episodes_per_iteration) with their checks, and
+price_splits configured with the fixed dates above (the pipeline's default split now rolls
+over the last 756 + 252 bars of data that end today). The asset graph also trains the
+walk-forward folds after trained_policy (walk_forward, fold_policies, fold_test_returns,
+walk_forward_evidence), which no other path does; so "launch to a trained policy" stops at
+trained_policy as before, and one extra run (long-lived Ray) materializes the whole graph as
+it runs by default (rolling split, every fold trained on Ray, evaluation, promotion, signal,
+monitoring) to show what the folds add. Also measured alone, each in a fresh process: Ray
+start-up and joining the long-lived Ray, and the code-location import.
 """
 
 import json
@@ -44,8 +55,11 @@ def budget_args(target_episodes: int) -> dict[str, int]:
 
 
 def load_splits(rows: int | None):
-    """Default: generated prices and the date split of rl_assets/assets/prices.py.
+    """(rows, train bars, validation bars): (open, close) bars (``rl_assets.rl.env.bars``),
+    what the default next-open execution trains and validates on.
 
+    Default: generated prices and the benchmarks' fixed date split (``constants.TRAIN_START``
+    .. ``VALIDATION_END``: price_splits' dates layout, which the Dagster path is given).
     With ``rows``: that many business days ending at the default end date, split like
     ``price_splits`` with ``validation_fraction=0.2`` (last 20% of rows is validation).
     """
@@ -53,18 +67,19 @@ def load_splits(rows: int | None):
 
     from rl_assets import constants
     from rl_assets.data.synthetic import generate_prices
+    from rl_assets.rl.env import bars
 
     if rows is None:
         prices = generate_prices(constants.GENERATOR_START, constants.GENERATOR_END)
-        train = prices.loc[constants.TRAIN_START : constants.TRAIN_END, "close"].to_numpy()
-        val = prices.loc[constants.VALIDATION_START : constants.VALIDATION_END, "close"]
-        return len(prices), train, val.to_numpy()
+        train = bars(prices.loc[constants.TRAIN_START : constants.TRAIN_END])
+        val = bars(prices.loc[constants.VALIDATION_START : constants.VALIDATION_END])
+        return len(prices), train, val
     end = pd.Timestamp(constants.GENERATOR_END)
     start = pd.bdate_range(end=end, periods=rows)[0]
     prices = generate_prices(str(start.date()), str(end.date()))
     n_val = max(1, math.ceil(len(prices) * 0.2))
-    closes = prices["close"].to_numpy()
-    return len(prices), closes[:-n_val], closes[-n_val:]
+    all_bars = bars(prices)
+    return len(prices), all_bars[:-n_val], all_bars[-n_val:]
 
 
 def child_plain(args: dict[str, Any]) -> dict[str, Any]:
@@ -123,8 +138,20 @@ def child_plain(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# fold_policies' metadata kept for the whole-graph run (numbers only).
+FOLD_METADATA = ("folds", "trained", "wall_seconds", "fold_seconds_total", "parallelism")
+
+
+def _number(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def child_dagster_events(args: dict[str, Any]) -> dict[str, Any]:
-    """Read the one run of a fresh DAGSTER_HOME: step times, logs, trained_policy metadata."""
+    """Read the one run of a fresh DAGSTER_HOME: step times, logs, trained_policy metadata
+    (and fold_policies', when the run trained the walk-forward folds)."""
     import dagster as dg
 
     instance = dg.DagsterInstance.get()
@@ -133,7 +160,7 @@ def child_dagster_events(args: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError(f"expected one run in the benchmark DAGSTER_HOME, found {len(runs)}")
     run = runs[0]
     steps: dict[str, dict[str, float]] = {}
-    first_log, trained_meta = None, {}
+    first_log, trained_meta, fold_meta = None, {}, {}
     run_start = None
     for entry in instance.all_logs(run.run_id):
         if entry.is_dagster_event:
@@ -147,6 +174,10 @@ def child_dagster_events(args: dict[str, Any]) -> dict[str, Any]:
                 mat = event.event_specific_data.materialization
                 if mat.asset_key.to_user_string() == "trained_policy":
                     trained_meta = {k: v.value for k, v in mat.metadata.items()}
+                if mat.asset_key.to_user_string() == "fold_policies":
+                    fold_meta = {
+                        k: _number(v.value) for k, v in mat.metadata.items() if k in FOLD_METADATA
+                    }
         elif first_log is None and entry.user_message.startswith("iteration 1:"):
             first_log = entry.timestamp
     history = trained_meta.get("history") or [{}]
@@ -162,6 +193,7 @@ def child_dagster_events(args: dict[str, Any]) -> dict[str, Any]:
         "iterations": trained_meta.get("iterations"),
         "stop_reason": trained_meta.get("stop_reason"),
         "best_validation_sharpe": trained_meta.get("best_validation_sharpe"),
+        "fold_policies": fold_meta,
     }
 
 
@@ -287,21 +319,38 @@ def measure_plain(args: dict[str, Any], ray_env: dict[str, str] | None = None) -
 
 
 INSTRUMENT = "SYN_MOMENTUM"
+# Launch to a trained policy: trained_policy and everything upstream of it (raw_prices,
+# price_splits, episodes_per_iteration) with their checks. `+trained_policy` would select
+# one level up only (no raw_prices), which a fresh instance cannot load.
+TO_TRAINED_SELECTION = "*trained_policy"
+WHOLE_GRAPH_SELECTION = "*"
 
 
-def _dagster_run_config(args: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "ops": {
-            "episodes_per_iteration": {"config": {"target_episodes": args["target_episodes"]}},
-            "trained_policy": {
-                "config": {
-                    "patience": args["patience"],
-                    "min_iterations": args["min_iterations"],
-                    "max_iterations": args["max_iterations"],
-                }
-            },
-        }
+def _dagster_run_config(args: dict[str, Any], whole_graph: bool = False) -> dict[str, Any]:
+    """The budget of every path; to a trained policy, also the fixed dates of the other
+    paths' split (the whole graph keeps the default rolling split and its folds)."""
+    from rl_assets import constants
+
+    ops: dict[str, Any] = {
+        "episodes_per_iteration": {"config": {"target_episodes": args["target_episodes"]}},
+        "trained_policy": {
+            "config": {
+                "patience": args["patience"],
+                "min_iterations": args["min_iterations"],
+                "max_iterations": args["max_iterations"],
+            }
+        },
     }
+    if not whole_graph:
+        ops["price_splits"] = {
+            "config": {
+                "train_start": constants.TRAIN_START,
+                "train_end": constants.TRAIN_END,
+                "validation_start": constants.VALIDATION_START,
+                "validation_end": constants.VALIDATION_END,
+            }
+        }
+    return {"ops": ops}
 
 
 def measure_sb3(args: dict[str, Any]) -> dict[str, Any]:
@@ -325,7 +374,11 @@ def measure_sb3(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def measure_dagster(args: dict[str, Any], ray_env: dict[str, str] | None = None) -> dict[str, Any]:
+def measure_dagster(
+    args: dict[str, Any], ray_env: dict[str, str] | None = None, whole_graph: bool = False
+) -> dict[str, Any]:
+    """One `dagster asset materialize` of the instrument's partition on a fresh instance:
+    to a trained policy (``TO_TRAINED_SELECTION``, fixed dates), or ``whole_graph``."""
     import yaml
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-dagster-"))
@@ -334,7 +387,7 @@ def measure_dagster(args: dict[str, Any], ray_env: dict[str, str] | None = None)
         home.mkdir()
         shutil.copy(harness.ROOT / "dagster.yaml", home / "dagster.yaml")
         config = tmp / "run_config.yaml"
-        config.write_text(yaml.safe_dump(_dagster_run_config(args)))
+        config.write_text(yaml.safe_dump(_dagster_run_config(args, whole_graph)))
         env = ray_child_env(
             ray_env, {"DAGSTER_HOME": str(home), "RL_ASSETS_ARTIFACTS": str(tmp / "artifacts")}
         )
@@ -345,7 +398,8 @@ def measure_dagster(args: dict[str, Any], ray_env: dict[str, str] | None = None)
             env=env, expect_result=False,
         )  # fmt: skip
         dagster_cli = Path(sys.executable).parent / "dagster"
-        cmd = [str(dagster_cli), "asset", "materialize", "--select", "*"]
+        select = WHOLE_GRAPH_SELECTION if whole_graph else TO_TRAINED_SELECTION
+        cmd = [str(dagster_cli), "asset", "materialize", "--select", select]
         cmd += ["--partition", INSTRUMENT, "-m", "rl_assets.definitions", "-c", str(config)]
         proc = harness.run_child(cmd, env=env, expect_result=False, check=False)
         events = harness.python_child(
@@ -363,8 +417,27 @@ def measure_dagster(args: dict[str, Any], ray_env: dict[str, str] | None = None)
         )
     loop_start = events["first_iteration_log"] - events["first_iteration_s"]
     first_step = min(s["STEP_START"] for s in steps.values() if "STEP_START" in s)
+    step_s = {
+        key: s["STEP_SUCCESS"] - s["STEP_START"]
+        for key, s in steps.items()
+        if "STEP_START" in s and "STEP_SUCCESS" in s
+    }
+    folds = events.get("fold_policies") or {}
+    extra: dict[str, Any] = {}
+    if whole_graph:
+        extra = {
+            "fold_policies_s": step_s.get("fold_policies", math.nan),
+            "folds": folds.get("folds"),
+            "folds_trained": folds.get("trained"),
+            "fold_parallelism": folds.get("parallelism"),
+            "fold_seconds_total": folds.get("fold_seconds_total"),
+            "failed_steps": sorted(k for k, s in steps.items() if "STEP_FAILURE" in s),
+        }
     return {
         "proc": proc,
+        "select": select,
+        "step_s": step_s,
+        **extra,
         "status": events["status"],
         "exit_code": proc["returncode"],
         "wall_s": proc["wall_s"],
@@ -438,6 +511,14 @@ def run(quick: bool) -> dict[str, Any]:
             ):
                 print(f"  time to budget: {name} {i + 1}/{repeats} ...", file=sys.stderr)
                 paths[name].append(measure())
+        # Once: what the walk-forward folds (and the rest of the graph) add after training.
+        # Its failure leaves the comparison above standing.
+        print("  time to budget: whole graph with folds, long-lived Ray ...", file=sys.stderr)
+        try:
+            paths["dagster_graph"] = [measure_dagster(args, ll_env, whole_graph=True)]
+        except harness.ChildFailed as err:
+            out["dagster_graph_error"] = str(err)[-2000:]
+            print(f"  time to budget: whole graph FAILED: {err}"[:3000], file=sys.stderr)
     finally:
         t0 = time.perf_counter()
         stopped = local_ray.down(root)
@@ -448,12 +529,25 @@ def run(quick: bool) -> dict[str, Any]:
         "wall_s", "to_trained_s", "before_training_s", "data_ready_s", "ray_and_build_s",
         "train_loop_s", "best_validation_sharpe", "before_first_step_s",
         "before_trained_policy_step_s", "after_trained_s", "buy_and_hold_sharpe",
-        "rllib_import_s", "inductor_import_s", "join_and_build_s",
+        "rllib_import_s", "inductor_import_s", "join_and_build_s", "fold_policies_s",
     )  # fmt: skip
     for name, rows in paths.items():
         out[name] = _path_summary(rows, tuple(k for k in keys if k in rows[0]))
-    for name in ("dagster", "dagster_ll"):
-        out[name]["status"] = [r["status"] for r in paths[name]]
+    for name in ("dagster", "dagster_ll", "dagster_graph"):
+        if name in paths:
+            out[name]["status"] = [r["status"] for r in paths[name]]
+            out[name]["select"] = paths[name][0]["select"]
+    if "dagster_graph" in paths:
+        graph = paths["dagster_graph"][0]
+        out["dagster_graph"].update(
+            {k: graph[k] for k in ("folds", "folds_trained", "fold_parallelism", "failed_steps")}
+        )
+        out["dagster_graph"]["step_s"] = graph["step_s"]
+        # The whole graph against the to-trained selection of the same (long-lived) setup.
+        out["graph_vs_selection"] = {
+            key: out["dagster_graph"][key]["median"] / out["dagster_ll"][key]["median"]
+            for key in ("wall_s", "to_trained_s")
+        }
 
     def paired(a: str, b: str, fn) -> dict[str, float]:
         return harness.summarize([fn(x, y) for x, y in zip(paths[a], paths[b], strict=True)])
@@ -480,6 +574,10 @@ def run(quick: bool) -> dict[str, Any]:
         for name, rows in paths.items()
     }
     return out
+
+
+def _count(value: Any, fmt: str = ".0f") -> str:
+    return "-" if value is None or isinstance(value, str) else format(value, fmt)
 
 
 def _ray_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -509,6 +607,7 @@ COLUMNS = (
     ("plain_ll", "plain `train_ppo`, long-lived Ray"),
     ("dagster", "`dagster asset materialize`, private Ray"),
     ("dagster_ll", "`dagster asset materialize`, long-lived Ray"),
+    ("dagster_graph", "whole graph with its folds (`--select '*'`, rolling split), long-lived Ray"),
 )
 
 
@@ -533,11 +632,19 @@ def markdown(r: dict[str, Any]) -> str:
         "## 3. Time to the episode budget",
         "",
         f"From launching a fresh process to a trained policy with {a['target_episodes']} "
-        "episodes' worth of env steps: default TrainingSpec, default generated prices and "
-        f"date split, {a['min_iterations']} iterations in every path (patience "
+        "episodes' worth of env steps: default TrainingSpec (execution at the next open, "
+        "on (open, close) bars), the generated momentum series with the benchmarks' fixed "
+        "date split (train 2020-01-01..2023-01-31, validation 2023-02-01..2023-12-31), "
+        f"{a['min_iterations']} iterations in every path (patience "
         f"{a['patience']} so early stopping cannot end training first), a greedy validation "
         "rollout after each iteration and the best policy written to disk. The SB3 script "
         "does the same with Stable-Baselines3 PPO (same update, same envs, torch threads 1). "
+        "The Dagster columns materialize `--select '*trained_policy'` (trained_policy, "
+        "everything upstream of it and their checks; price_splits given the same dates), "
+        "so every column stops at the trained policy; the last column, measured once, is "
+        "the whole graph as it runs by default: the rolling split (the last 756 + 252 bars "
+        "of data ending today), then every walk-forward fold trained on Ray, the pooled "
+        "evidence, report, gate, signal and monitoring. "
         "Long-lived Ray: `make ray-up`'s cluster (`rl_assets.rl.local_ray`, started once, "
         f"{r['ray_up_s']:.1f} s; stopped at the end, {r['ray_down_s']:.1f} s, "
         f"{r['ray_down_processes']} processes) joined through RAY_ADDRESS and its token. "
@@ -555,7 +662,8 @@ def markdown(r: dict[str, Any]) -> str:
         row("first iteration starts", "before_training_s"),
         row("training loop incl. validation rollouts (duration)", "train_loop_s"),
         row("**trained policy**", "to_trained_s"),
-        row("validation_report, promoted_policy, checks (duration)", "after_trained_s"),
+        row("after trained_policy to process exit (duration)", "after_trained_s"),
+        row("  of which fold_policies: the walk-forward folds on Ray", "fold_policies_s"),
         row("process exit", "wall_s"),
         row("best validation Sharpe (one training seed)", "best_validation_sharpe", 2),
         "| episodes' worth of env steps | "
@@ -563,7 +671,13 @@ def markdown(r: dict[str, Any]) -> str:
         + " |",
         "| load average | " + " | ".join(harness.fmt_load(r[k]["load"]) for k, _ in cols) + " |",
         "",
-        f"Dagster run status: {', '.join(d['status'] + dl['status'])}.",
+        f"Dagster run status: {', '.join(d['status'] + dl['status'])}"
+        + (
+            f"; whole graph: {', '.join(r['dagster_graph']['status'])}"
+            if "dagster_graph" in r
+            else ""
+        )
+        + ".",
         "",
         f"**Launch to a trained policy through `dagster asset materialize` with the "
         f"long-lived Ray: {dl['to_trained_s']['median']:.1f} s against "
@@ -597,6 +711,31 @@ def markdown(r: dict[str, Any]) -> str:
             "metadata and output.",
             "",
         ]
+    if "dagster_graph" in r:
+        g = r["dagster_graph"]
+        failed = g.get("failed_steps") or []
+        lines += [
+            f"**The whole graph with its walk-forward folds** (one run, long-lived Ray): "
+            f"{g['wall_s']['median']:.1f} s to process exit, "
+            f"{r['graph_vs_selection']['wall_s']:.2f}x the run that stops at trained_policy "
+            f"({dl['wall_s']['median']:.1f} s). After trained_policy, fold_policies trained "
+            f"{_count(g.get('folds_trained'))} of {_count(g.get('folds'))} folds as Ray tasks "
+            f"in {g['fold_policies_s']['median']:.1f} s (parallelism "
+            f"{_count(g.get('fold_parallelism'), '.2f')}), each fold the same budget as the "
+            "candidate; the rest is the folds' test days, the pooled evidence, the report, "
+            "the gate, the signal and monitoring"
+            + (f" (failed steps: {', '.join(failed)})" if failed else "")
+            + ". Its trained_policy trains on the rolling split's bars, not the fixed "
+            "dates of the other columns: the same iterations on as many bars, give or take "
+            "a few dozen.",
+            "",
+        ]
+    if "dagster_graph_error" in r:
+        lines += [
+            "**The whole graph with its walk-forward folds** (one run, long-lived Ray) "
+            f"failed: {r['dagster_graph_error'][-500:]}",
+            "",
+        ]
     lines += [
         f"**Start-up saved per run by the long-lived Ray:** plain script "
         f"{f(r['saving_plain'], 1)} s of {p['wall_s']['median']:.1f} s (process exit); Dagster "
@@ -604,7 +743,7 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"Dagster overhead with a private Ray (the previous target, plain call vs Dagster, "
         f"to the trained policy): {over:.1%} (target < {TARGET_OVERHEAD:.0%}: {over_verdict}); "
-        f"whole run incl. evaluation, promotion and checks: "
+        f"to process exit (trained_policy's checks and the run's end): "
         f"{r['overhead_end_to_end']['median']:.0%}.",
         "",
         "| fixed cost, fresh process each | private Ray: `ray.init(address='local')` | "

@@ -12,6 +12,12 @@ minibatch, epochs, learning rate, gamma, GAE lambda, clip and value-loss coeffic
 64x64 tanh networks. After one warm-up iteration each, measurement windows alternate
 between the libraries (A B B A ...), so both see the same load; a window's figure is
 env steps sampled / wall seconds of its iterations (sampling plus learning).
+
+Both libraries train the same env: (open, close) bars of the benchmarks' train window
+(``rl_assets.rl.env.bars``) with the default execution, a decision after close t taken at
+the open of t+1 (``execution="next_open"``). That env does one more multiply-add per step
+than the close-to-close env of earlier runs (the old position over the night, the new one
+over the day), on both sides alike, so the ratio keeps its meaning.
 """
 
 import json
@@ -31,12 +37,15 @@ ENV_COUNTS = (8, 16, 64)
 DEFAULT_PATH_ENV_COUNTS = (8, 16)
 
 
-def _train_closes():
+def _train_bars():
+    """(open, close) bars of the benchmarks' train window (the fixed-dates layout's train
+    dates of the generated momentum series): what every env here trains on."""
     from rl_assets import constants
     from rl_assets.data.synthetic import generate_prices
+    from rl_assets.rl.env import bars
 
     prices = generate_prices(constants.GENERATOR_START, constants.GENERATOR_END)
-    return prices.loc[constants.TRAIN_START : constants.TRAIN_END, "close"].to_numpy()
+    return bars(prices.loc[constants.TRAIN_START : constants.TRAIN_END])
 
 
 def _set_threads(args: dict[str, Any]) -> int:
@@ -47,9 +56,10 @@ def _set_threads(args: dict[str, Any]) -> int:
     return torch.get_num_threads()
 
 
-def build_sb3(spec, closes, n_envs: int):
-    """SB3 PPO doing the same PPO work as ``build_ppo_config(spec)`` on ``n_envs`` envs
-    (hyperparameters read from the RLlib config, not restated)."""
+def build_sb3(spec, prices, n_envs: int):
+    """SB3 PPO doing the same PPO work as ``build_ppo_config(spec, prices)`` on ``n_envs``
+    TradingEnvs of the same config and ``prices`` ((open, close) bars for the default
+    next-open execution; hyperparameters read from the RLlib config, not restated)."""
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.logger import Logger
@@ -58,8 +68,8 @@ def build_sb3(spec, closes, n_envs: int):
     from rl_assets.rl.env import TradingEnv
     from rl_assets.rl.training import build_ppo_config
 
-    cfg = build_ppo_config(spec, closes)
-    env_config = {**spec.env_config(), "closes": closes}
+    cfg = build_ppo_config(spec, prices)
+    env_config = {**spec.env_config(), "closes": prices}
     venv = DummyVecEnv([lambda: TradingEnv(env_config) for _ in range(n_envs)])
     rollout = math.ceil(spec.train_batch_size / n_envs)
     model = PPO(
@@ -129,14 +139,14 @@ def child_side_by_side(args: dict[str, Any]) -> dict[str, Any]:
 
     n = int(args["n_envs"])
     spec = replace(TrainingSpec(), num_envs_per_env_runner=n)
-    closes = _train_closes()
+    prices = _train_bars()
     threads = _set_threads(args)
     env_class = VectorTradingEnv if args.get("path", "vector") == "vector" else TradingEnv
     windows, iterations = int(args.get("windows", 4)), int(args.get("iterations", 2))
     out: dict[str, Any] = {"torch_threads": threads, "n_envs": n}
     with ray_session(num_cpus=2):
-        algo = build_ppo_config(spec, closes, env_class).build_algo()
-        sb3, sb3_steps, out["sb3_hyperparameters"] = build_sb3(spec, closes, n)
+        algo = build_ppo_config(spec, prices, env_class).build_algo()
+        sb3, sb3_steps, out["sb3_hyperparameters"] = build_sb3(spec, prices, n)
         train_timer = _Timed(sb3.train)
         collect_timer = _Timed(sb3.collect_rollouts)
         sb3.train, sb3.collect_rollouts = train_timer, collect_timer
@@ -283,6 +293,7 @@ def run(quick: bool) -> dict[str, Any]:
             "train_batch_size": default.train_batch_size,
             "num_epochs": default.num_epochs,
             "episode_length": default.episode_length,
+            "execution": default.execution,
         },
     }
     counts = (8, default.num_envs_per_env_runner) if quick else ENV_COUNTS
@@ -364,7 +375,10 @@ def markdown(r: dict[str, Any]) -> str:
         f"project's `build_ppo_config(TrainingSpec(...))` (train_batch_size "
         f"{d['train_batch_size']}, minibatch {d['minibatch_size']}, {d['num_epochs']} epochs, "
         "64x64, torch threads 1, local env runner) and Stable-Baselines3 PPO on the same "
-        "number of TradingEnvs (DummyVecEnv) with the same update, in **one process per "
+        "number of TradingEnvs (DummyVecEnv) with the same update, both on the same env: "
+        "(open, close) bars of the benchmarks' train window (2020-01-01..2023-01-31), "
+        f"execution `{d.get('execution', 'next_open')}` (a decision after a close is "
+        "taken at the next open). **One process per "
         "row**: one warm-up iteration each, then "
         f"{base['windows']} windows of {base['iterations']} iteration(s) alternating "
         "RLlib and SB3 (A B B A), so both see the same load. Figures: median window "

@@ -8,6 +8,7 @@ import pytest
 import yaml
 from dagster import DagsterEventType, DagsterInstance, RunsFilter
 
+from rl_assets.promotion.gate import GATES
 from rl_assets.registry import Registry
 from rl_assets_tests.conftest import (
     ALL_ASSETS,
@@ -76,7 +77,7 @@ def test_cli_materializes_the_whole_graph_per_instrument(tmp_path):
             for data in evaluations.values():
                 assert data.partition == instrument  # ... and recorded for this instrument
             gate = {n: d.passed for n, d in evaluations.items() if n.startswith("candidate_")}
-            assert len(gate) == 9
+            assert len(gate) == len(GATES)
             assert all(d.passed for n, d in evaluations.items() if n not in gate)  # data is fine
             assert all(gate.values()) == promoted, gate
 

@@ -10,6 +10,7 @@ from dagster import DagsterEventType, DagsterRunStatus
 
 from rl_assets.automation.jobs import CONFIG_TAG, CONTENT_TAG, config_digest
 from rl_assets.data.sources import symbol_digests
+from rl_assets.promotion.gate import GATES
 from rl_assets_tests.conftest import PIPELINE_ASSETS, TINY_RUN_CONFIG, step_window
 from rl_assets_tests.daemon_harness import (
     DEADLINE_SECONDS,
@@ -145,7 +146,7 @@ def test_dropped_files_become_instruments_each_retrained_gated_and_signalled_on_
             assert status == DagsterRunStatus.FAILURE
             assert set(done) == PIPELINE_ASSETS - {"promoted_policy"}, (instrument, done)
             gate = {n: d.passed for n, d in results.items() if n.startswith("candidate_")}
-            assert len(gate) == 9 and not all(gate.values()), gate
+            assert len(gate) == len(GATES) and not all(gate.values()), gate
             if expected[instrument, content][0] == strict:
                 assert gate["candidate_test_sharpe_at_least_minimum"] is False, gate
             assert not (daemon.artifacts / "signals" / instrument).exists()

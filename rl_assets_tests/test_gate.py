@@ -9,6 +9,7 @@ import pytest
 from rl_assets.promotion import gate
 from rl_assets.promotion.gate import CostModel, GateThresholds, Measurements
 from rl_assets.rl import checkpoints
+from rl_assets.rl.env import bars
 from rl_assets.rl.training import RL_MODULE_SUBDIR, TrainingSpec, train_ppo, with_history
 from rl_assets_tests.conftest import TINY_SPEC
 
@@ -229,8 +230,8 @@ def test_a_run_may_tighten_a_threshold_but_never_loosen_it(name, looser, tighter
 @pytest.fixture(scope="module")
 def trained(local_ray, random_walk_prices, tmp_path_factory):
     """A tiny policy trained on a pure random walk: nothing to learn."""
-    train = random_walk_prices.loc["2020-01-01":"2023-01-31", "close"].to_numpy()
-    val = random_walk_prices.loc["2023-02-01":"2023-12-31", "close"].to_numpy()
+    train = bars(random_walk_prices.loc["2020-01-01":"2023-01-31"])
+    val = bars(random_walk_prices.loc["2023-02-01":"2023-12-31"])
     spec = TrainingSpec(**TINY_SPEC)
     root = tmp_path_factory.mktemp("gate")
     result = train_ppo(spec, train, with_history(train, val, spec.window), root / "ckpt")
@@ -293,11 +294,13 @@ def test_candidate_and_champion_are_judged_under_the_deployments_costs(trained):
     closes = with_history(train, val, spec.window)
     policy = load_policy(result["checkpoint"])
 
-    def sharpe_at(cost: float) -> float:
-        return evaluate(policy, closes, dataclasses.replace(spec, transaction_cost=cost))["sharpe"]
+    def sharpe_at(cost: float, on=closes) -> float:
+        return evaluate(policy, on, dataclasses.replace(spec, transaction_cost=cost))["sharpe"]
 
-    observed = judged_costly["validation_sharpe_at_least_minimum"].observed
-    assert observed == pytest.approx(sharpe_at(0.01), abs=1e-4)
+    # The checkpoint's own figures (its train/validation gap) are measured at the
+    # deployment's costs, not the 2 bp it trained with.
+    observed = judged_costly["train_validation_gap_within_limit"].observed
+    assert observed == pytest.approx(sharpe_at(0.01, train) - sharpe_at(0.01), abs=1e-4)
     assert spec.transaction_cost == 0.0002 and sharpe_at(0.0002) != sharpe_at(0.01)
     # The champion is charged the same costs: the same policy against itself is a tie.
     assert judged_costly["beats_champion"].observed == 0.0

@@ -19,8 +19,8 @@ import json, sys
 from rl_assets.rl.training import TrainingSpec, train_ppo, with_history
 from rl_assets.data.synthetic import generate_prices
 p = generate_prices("2019-01-01", "2023-12-31")
-train = p.loc["2020-01-01":"2023-01-31", "close"].to_numpy()
-val = p.loc["2023-02-01":"2023-12-31", "close"].to_numpy()
+train = p.loc["2020-01-01":"2023-01-31", ["open", "close"]].to_numpy()
+val = p.loc["2023-02-01":"2023-12-31", ["open", "close"]].to_numpy()
 spec = TrainingSpec(window=5, episode_length=63, train_batch_size=252, minibatch_size=64,
                     num_epochs=2, target_episodes=20, num_env_runners=1,
                     num_envs_per_env_runner=2)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rl_assets.rl.env import TradingEnv, VectorTradingEnv
+from rl_assets.rl.env import TradingEnv, VectorTradingEnv, bars
 from rl_assets.rl.training import (
     LEARNER_METRICS,
     RL_MODULE_SUBDIR,
@@ -29,8 +29,8 @@ pytestmark = pytest.mark.slow
 
 
 def split(prices):
-    train = prices.loc["2020-01-01":"2023-01-31", "close"].to_numpy()
-    val = prices.loc["2023-02-01":"2023-12-31", "close"].to_numpy()
+    train = bars(prices.loc["2020-01-01":"2023-01-31"])
+    val = bars(prices.loc["2023-02-01":"2023-12-31"])
     return train, val
 
 

@@ -300,7 +300,12 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     finally:
         ray.shutdown()
         reaper.terminate()
-        reaper.wait(timeout=10)
+        try:
+            reaper.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            # A watchdog slow to exit (a loaded machine) must not fail finished work.
+            reaper.kill()
+            reaper.wait()
 
 
 def is_vector_env(env_class: type) -> bool:
