@@ -66,6 +66,8 @@ TINY_RUN_CONFIG = {
             }
         },
         "trained_policy": {"config": {"minibatch_size": 64, "num_epochs": 3}},
+        # The two most recent walk-forward folds: every run trains three policies, not six.
+        "walk_forward": {"config": {"max_folds": 2}},
     }
 }
 

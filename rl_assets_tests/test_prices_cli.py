@@ -120,9 +120,9 @@ def test_a_twenty_year_file_needs_no_split_configuration(tmp_path, tiny_run_conf
     prices = generate_prices(str((pd.Timestamp(end) - pd.DateOffset(years=20)).date()), end, seed=3)
     csv = tmp_path / "LONG.csv"
     prices.rename(columns=str.title).rename_axis("Date").to_csv(csv)
-    result = materialize_instrument(
-        tmp_path / "artifacts", with_source(tiny_run_config, source_path=str(csv)), "LONG"
-    )
+    config = with_source(tiny_run_config, source_path=str(csv))
+    config["ops"]["walk_forward"] = {"config": {"max_folds": 0}}  # every fold (the default)
+    result = materialize_instrument(tmp_path / "artifacts", config, "LONG")
     assert result.success
     plan = result.output_for_node("walk_forward")
     folds = expected_fold_count(

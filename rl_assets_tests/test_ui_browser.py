@@ -253,7 +253,7 @@ def test_instruments_in_the_graph_one_materialized_from_the_launchpad_checks_per
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )
         # Wide enough that the fitted graph draws full asset nodes, not the minimal ones.
-        page = browser.new_page(viewport={"width": 2560, "height": 1600})
+        page = browser.new_page(viewport={"width": 3840, "height": 2400})
         page.set_default_timeout(UI_TIMEOUT_MS)
         # A fresh instance greets the first visitor with a newsletter dialog.
         page.add_locator_handler(
