@@ -4,7 +4,7 @@ K folds trained concurrently as Ray tasks on K cores (``train_folds``) against o
 training loop in process (``train_ppo``), both with a warm local Ray, on the default
 spec and the embedded instrument's windows (756 train, 252 validation). Target: K folds on
 K cores cost at most 1.5x one fold's training loop plus start-up. Also 2K folds (two rounds
-on K cores) and the deployed candidate plus every fold of a 2019-2026 instrument.
+on K cores) and every fold of a 2019-2026 instrument.
 
     .venv/bin/python -m benchmarks.walk_forward_cost [--repeats 3]
 """
