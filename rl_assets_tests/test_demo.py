@@ -79,5 +79,12 @@ def test_make_demo_prints_progress_and_summary_and_no_avoidable_warning(tmp_path
     assert f"training:    {iterations} iterations" in proc.stdout
     assert "promoted:    yes, v0001" in proc.stdout
     assert "signal:" in proc.stdout
+    # Judged on walk-forward evidence at the next open, the planted edge is promoted and the
+    # realistic null refused, each with its pooled out-of-sample evidence in the summary.
+    null = proc.stdout[proc.stdout.index(f"{NULL}: run ") :]
+    assert "promoted:    no: the gate refused the candidate" in null
+    assert "    refused by " in null and "years of pooled test evidence" in null
+    edge = proc.stdout[proc.stdout.index(f"{EDGE}: run ") : proc.stdout.index(f"{NULL}: run ")]
+    assert "years of pooled test evidence" in edge
     # The temp store, not the repo's.
     assert (artifacts / "registry" / EDGE / "champion.json").is_file()
