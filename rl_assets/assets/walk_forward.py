@@ -9,14 +9,17 @@ from rl_assets import constants, display, plots, run_guard
 from rl_assets.data.versions import content_hash, split_record
 from rl_assets.failures import CONFIG, DATA, failure
 from rl_assets.instruments import instrument_partitions
-from rl_assets.promotion.evidence import evidence_sentence, evidence_table, pooled_evidence
-from rl_assets.promotion.gate import judging_spec
+from rl_assets.promotion.evidence import (
+    evidence_record,
+    evidence_sentence,
+    evidence_table,
+    folds_test_series,
+)
 from rl_assets.resources import ArtifactStoreResource, GateResource, RayResource
 from rl_assets.rl.env import bars
 from rl_assets.rl.walk_forward import (
     Fold,
     FoldPlanError,
-    fold_test_series,
     folds_table,
     plan_one_fold,
     plan_rolling_folds,
@@ -188,26 +191,16 @@ def fold_test_returns(
     from rl_assets.rl.training import load_policy
 
     cost = gate_thresholds.cost_model()
-    prices = bars(raw_prices)
-    parts = []
-    for fold, result in zip(_plan_folds(walk_forward), fold_policies, strict=True):
-        spec = judging_spec(result["spec"], cost)
+
+    def load(fold: Fold, result: dict[str, Any]):
         try:
-            policy = load_policy(artifacts.trusted(result["checkpoint"]))
+            return load_policy(artifacts.trusted(result["checkpoint"]))
         except (FileNotFoundError, ValueError) as err:
             raise failure(CONFIG, f"fold {fold.index}: {err}") from None
-        parts.append(
-            fold_test_series(
-                policy,
-                prices,
-                raw_prices.index,
-                fold,
-                spec.env_config(),
-                spec.window,
-                cost.risk_free_rate,
-            )
-        )
-    series = pd.concat(parts)
+
+    series = folds_test_series(
+        _plan_folds(walk_forward), fold_policies, bars(raw_prices), raw_prices.index, cost, load
+    )
     return dg.Output(
         series,
         metadata={
@@ -235,19 +228,20 @@ def walk_forward_evidence(
     """The procedure's pooled out-of-sample evidence: skill over the exposure-matched benchmark on every fold's test days."""
     cost = gate_thresholds.cost_model()
     thresholds = gate_thresholds.thresholds()
-    evidence = pooled_evidence(
-        fold_test_returns, cost.risk_free_rate, confidence=thresholds.min_deflated_sharpe
-    )
     instrument = context.partition_key
+    evidence = evidence_record(
+        fold_test_returns,
+        cost,
+        thresholds.min_deflated_sharpe,
+        trained_policy["spec"],
+        walk_forward["folds"],
+        walk_forward["deploy_splits"],
+    )
     value = {
         **evidence,
         "instrument": instrument,
         "layout": walk_forward["layout"],
-        "plan": walk_forward["folds"],
-        "procedure_digest": procedure_digest(trained_policy["spec"]),
-        "execution": cost.execution,
         "data_version": walk_forward["data_version"],
-        "deploy_splits": walk_forward["deploy_splits"],
     }
     sentence = evidence_sentence(value)
     b64 = plots.walk_forward_figure(

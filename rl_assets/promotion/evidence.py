@@ -5,21 +5,70 @@ fold_test_series``): days no training, early stopping or checkpoint choice has s
 as the deployment trades. The gate (``rl_assets.promotion.gate``) reads the result.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from rl_assets.promotion.gate import CostModel, judging_spec
 from rl_assets.rl.metrics import TRADING_DAYS, performance, sharpe_ratio
 from rl_assets.rl.stats import (
     deflated_sharpe_hac,
     minimum_track_record_years,
 )
+from rl_assets.rl.walk_forward import Fold, fold_test_series, procedure_digest
 
 # Until the trial ledger counts the procedure variants judged for an instrument, one
 # procedure is judged once: the pooled test days were not chosen among, so the Deflated
 # Sharpe is the (autocorrelation-robust) Probabilistic Sharpe against zero.
 TRIALS_WITHOUT_LEDGER = 1.0
+
+
+def folds_test_series(
+    folds: list[Fold],
+    fold_results: list[dict[str, Any]],
+    prices: np.ndarray,
+    dates: pd.DatetimeIndex,
+    cost: CostModel,
+    load: Callable[[Fold, dict[str, Any]], Callable[[np.ndarray], int]],
+) -> pd.DataFrame:
+    """Every fold's checkpoint (``load(fold, result)`` gives its greedy policy) traded on its
+    test days under the deployment's costs, execution and risk-free rate, in fold order."""
+    parts = []
+    for fold, result in zip(folds, fold_results, strict=True):
+        spec = judging_spec(result["spec"], cost)
+        parts.append(
+            fold_test_series(
+                load(fold, result),
+                prices,
+                dates,
+                fold,
+                spec.env_config(),
+                spec.window,
+                cost.risk_free_rate,
+            )
+        )
+    return pd.concat(parts)
+
+
+def evidence_record(
+    series: pd.DataFrame,
+    cost: CostModel,
+    confidence: float,
+    spec: dict[str, Any],
+    plan: list[dict[str, Any]],
+    deploy_splits: dict[str, dict],
+) -> dict[str, Any]:
+    """What the gate reads of a procedure's walk-forward evidence: the pooled figures, which
+    procedure and execution produced them, the plan, and the candidate's own splits."""
+    return {
+        **pooled_evidence(series, cost.risk_free_rate, confidence),
+        "procedure_digest": procedure_digest(spec),
+        "execution": cost.execution,
+        "plan": plan,
+        "deploy_splits": deploy_splits,
+    }
 
 
 def fold_figures(series: pd.DataFrame, risk_free_rate: float = 0.0) -> dict[str, Any]:

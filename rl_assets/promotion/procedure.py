@@ -10,24 +10,18 @@ from typing import Any
 
 import pandas as pd
 
+from rl_assets import constants
 from rl_assets.data.versions import content_hash, split_record
-from rl_assets.promotion.evidence import pooled_evidence
+from rl_assets.promotion.evidence import evidence_record, folds_test_series
 from rl_assets.promotion.gate import (
     CostModel,
     GateResult,
     GateThresholds,
     judge_training_result,
-    judging_spec,
 )
 from rl_assets.rl.env import bars
 from rl_assets.rl.training import TrainingSpec, load_policy
-from rl_assets.rl.walk_forward import (
-    Fold,
-    fold_test_series,
-    plan_rolling_folds,
-    procedure_digest,
-    train_folds,
-)
+from rl_assets.rl.walk_forward import Fold, plan_rolling_folds, train_folds
 
 
 def judge_procedure(
@@ -36,9 +30,9 @@ def judge_procedure(
     root: Path,
     cost: CostModel | None = None,
     thresholds: GateThresholds | None = None,
-    train_days: int = 756,
-    validation_days: int = 252,
-    test_days: int = 252,
+    train_days: int = constants.TRAIN_DAYS,
+    validation_days: int = constants.VALIDATION_DAYS,
+    test_days: int = constants.TEST_DAYS,
     max_folds: int = 0,
     folds: tuple[Fold, ...] | None = None,
 ) -> dict[str, Any]:
@@ -76,31 +70,28 @@ def judge_procedure(
         [*folds, deploy],
         root,
         data_version=content_hash(prices),
-        provenance={"splits": splits},
         log=lambda message: None,
     )
     fold_results, candidate = results[:-1], results[-1]
-    series = pd.concat(
-        [
-            fold_test_series(
-                load_policy(Path(r["checkpoint"])),
-                all_bars,
-                prices.index,
-                fold,
-                judging_spec(r["spec"], cost).env_config(),
-                spec.window,
-                cost.risk_free_rate,
-            )
-            for fold, r in zip(folds, fold_results, strict=True)
-        ]
+    # The candidate's splits are its own: judge_training_result takes them from here (the
+    # folds' checkpoints record their windows under provenance["fold"]).
+    candidate["provenance"] = {**candidate["provenance"], "splits": splits}
+    series = folds_test_series(
+        folds,
+        fold_results,
+        all_bars,
+        prices.index,
+        cost,
+        lambda fold, result: load_policy(Path(result["checkpoint"])),
     )
-    evidence = {
-        **pooled_evidence(series, cost.risk_free_rate, thresholds.min_deflated_sharpe),
-        "procedure_digest": procedure_digest(spec_dict),
-        "execution": cost.execution,
-        "deploy_splits": splits,
-        "plan": [f.as_dict() for f in folds],
-    }
+    evidence = evidence_record(
+        series,
+        cost,
+        thresholds.min_deflated_sharpe,
+        spec_dict,
+        [f.as_dict() for f in folds],
+        splits,
+    )
     train_bars = bars(train_frame)
     gates: list[GateResult] = judge_training_result(
         candidate,
