@@ -86,6 +86,7 @@ class Registry:
         self.versions_dir = self.root / "versions"
         self.pointer = self.root / "champion.json"
         self.history_file = self.root / "history.jsonl"
+        self.monitoring_file = self.root / "monitoring.json"
 
     @classmethod
     def for_instrument(cls, registry_root: str | Path, instrument: str) -> "Registry":
@@ -168,6 +169,30 @@ class Registry:
             checkpoints.write_json_atomically(self.pointer, entry)
             self._append_history({"event": "promote", **entry})
             return entry
+
+    def record_monitoring(self, state: dict[str, Any]) -> None:
+        """The latest verdict of the champion's monitoring (``champion_performance``), written
+        atomically: the gate reads it to know whether the champion in place has decayed."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        checkpoints.write_json_atomically(self.monitoring_file, {**state, "recorded_at": time.time()})
+
+    def monitoring(self) -> dict[str, Any] | None:
+        """The latest monitoring verdict, or None before the champion was ever watched."""
+        if not self.monitoring_file.exists():
+            return None
+        return json.loads(self.monitoring_file.read_text())
+
+    def champion_decayed(self, champion: dict[str, Any] | None = None) -> bool:
+        """Whether the latest monitoring of the champion in place (``champion``, or the one
+        the pointer names) found that its edge has stopped."""
+        champion = champion if champion is not None else self.champion()
+        state = self.monitoring()
+        return bool(
+            champion is not None
+            and state is not None
+            and state.get("champion_version") == champion.get("version")
+            and state.get("decayed")
+        )
 
     def rollback(self, version: str) -> dict[str, Any]:
         """Point the champion at an earlier version; nothing is deleted."""
