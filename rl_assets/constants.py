@@ -84,7 +84,15 @@ MIN_DEFLATED_SHARPE = 0.95
 # Train Sharpe may exceed validation Sharpe by at most this much (about 2 standard deviations
 # of the gap between an 800-day train and a 238-day validation Sharpe of the same policy).
 MAX_SHARPE_GAP = 2.5
-MIN_SHARPE_MARGIN_OVER_CHAMPION = 0.0
+# A candidate replaces a champion only when its procedure's daily skill returns beat the
+# champion's on their shared test days with at least this one-sided confidence (paired).
+MIN_CONFIDENCE_OVER_CHAMPION = 0.95
+# The largest Benjamini-Hochberg q-value across the instruments judged in the period a
+# candidate may have; 1.0 reports the q-value without gating on it.
+MAX_Q_VALUE = 1.0
+# The period, in days before now, whose judged instruments the q-values are taken across
+# ($RL_ASSETS_Q_VALUE_PERIOD_DAYS).
+Q_VALUE_PERIOD_DAYS = 365
 # The cost model every candidate, champion and baseline is judged under (the deployment's;
 # $RL_ASSETS_GATE_TRANSACTION_COST, _RISK_FREE_RATE and _ACTION_SET override these).
 GATE_TRANSACTION_COST = 0.0002  # per unit of position change, 2 bp
@@ -104,6 +112,9 @@ MIN_LIVE_DAYS = 20
 # years before it train.
 DECAY_VALIDATION_DAYS = 252
 DECAY_TRAIN_DAYS = 756
+# A decayed champion is retrained at most once per this many business days of new data
+# ($RL_ASSETS_DECAY_RETRAIN_SPACING_DAYS): each retrain is another attempt in the ledger.
+DECAY_RETRAIN_SPACING_DAYS = 21
 # Concurrency pools (dagster.yaml `concurrency: pools`): how many trainings and promotions
 # may run at once across every run, CLI included.
 TRAINING_POOL = "rl_assets_training"
@@ -124,3 +135,10 @@ MIN_TRAIN_ROWS = 64
 MIN_VALIDATION_ROWS = 20
 # validation_fraction > 0 splits by rows instead of dates (0 means: use the dates).
 VALIDATION_FRACTION = 0.0
+# Monitoring (rl_assets/rl/sequential.py): a CUSUM of the champion's daily skill returns,
+# its threshold set so that a champion whose edge persists is flagged in its first year of
+# daily looks with this probability (average run length to a false alarm about 4,900 days),
+# by a Monte Carlo of this many paths from this seed (deterministic).
+FALSE_ALARM_RATE_PER_YEAR = 0.05
+CUSUM_CALIBRATION_PATHS = 20_000
+CUSUM_CALIBRATION_SEED = 1954

@@ -4,7 +4,9 @@ Layout under the registry root (``$RL_ASSETS_ARTIFACTS/registry``)::
 
     <instrument>/versions/v0001/   a complete copy of a promoted checkpoint (manifest.json last)
     <instrument>/champion.json     the pointer to the instrument's champion, replaced atomically
-    <instrument>/history.jsonl     one line per promotion or rollback
+    <instrument>/history.jsonl     one line per promotion, rollback or ledger reset
+    <instrument>/ledger.jsonl      the trial ledger: every candidate judged (rl_assets.promotion.ledger)
+    <instrument>/monitoring.json   the champion's latest monitoring verdict
 
 A registry written before instruments existed (``champion.json`` at the root) is moved,
 whole, into the lane ``default`` the first time it is opened.
@@ -13,6 +15,9 @@ whole, into the lane ``default`` the first time it is opened.
     python -m rl_assets.registry --instrument SPY list
     python -m rl_assets.registry --instrument SPY history
     python -m rl_assets.registry --instrument SPY rollback v0001
+    python -m rl_assets.registry --instrument SPY ledger
+    python -m rl_assets.registry --instrument SPY reset-ledger --reason "new reward function"
+    python -m rl_assets.registry universe
 """
 
 import argparse
@@ -174,7 +179,9 @@ class Registry:
         """The latest verdict of the champion's monitoring (``champion_performance``), written
         atomically: the gate reads it to know whether the champion in place has decayed."""
         self.root.mkdir(parents=True, exist_ok=True)
-        checkpoints.write_json_atomically(self.monitoring_file, {**state, "recorded_at": time.time()})
+        checkpoints.write_json_atomically(
+            self.monitoring_file, {**state, "recorded_at": time.time()}
+        )
 
     def monitoring(self) -> dict[str, Any] | None:
         """The latest monitoring verdict, or None before the champion was ever watched."""
@@ -229,6 +236,26 @@ def default_root() -> Path:
     return Path(artifacts) / "registry"
 
 
+def _print_universe(root: Path) -> int:
+    from rl_assets.promotion.ledger import universe_q_values
+
+    table = universe_q_values(root, since=0.0)
+    for name, row in table.items():
+        print(
+            f"{name:<16} latest attempt {'passed' if row['promoted'] else 'refused':<8} "
+            f"p {row['p']:.4f}  q {row['q']:.4f}"
+        )
+    passed = [r for r in table.values() if r["promoted"]]
+    if passed:
+        worst = max(r["q"] for r in passed)
+        found = sum(1 for r in table.values() if r["q"] <= worst)
+        print(
+            f"{len(passed)} of {len(table)} passed; by Benjamini-Hochberg at most "
+            f"{worst * found:.2f} false champions expected among the {found} with q <= {worst:.4f}"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=None, help="registry directory")
@@ -239,9 +266,20 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("history", help="every promotion and rollback, with the gate it passed")
     rb = sub.add_parser("rollback", help="make an earlier version the champion")
     rb.add_argument("version")
+    sub.add_parser("ledger", help="every candidate judged since the ledger's last reset")
+    rs = sub.add_parser(
+        "reset-ledger",
+        help="start counting attempts again (a new procedure or universe); recorded, nothing deleted",
+    )
+    rs.add_argument("--reason", required=True, help="why: it is recorded with the reset")
+    sub.add_parser(
+        "universe", help="each instrument's latest attempt: p-value, Benjamini-Hochberg q-value"
+    )
     args = parser.parse_args(argv)
     root = args.root or default_root()
     known = lanes(root)
+    if args.command == "universe":
+        return _print_universe(root)
     if args.command == "instruments":
         for name in known:
             champion = Registry(root / name).champion()
@@ -258,11 +296,48 @@ def main(argv: list[str] | None = None) -> int:
             mark = "*" if champion and champion["version"] == v else " "
             print(f"{mark} {v}")
         return 0
+    if args.command == "ledger":
+        from rl_assets.promotion.ledger import Ledger, trial_count
+
+        entries = Ledger(registry.root).entries()
+        for i, e in enumerate(entries, 1):
+            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(e["recorded_at"]))
+            print(
+                f"{i:>3} {when} {'passed' if e.get('passed') else 'refused'}  seed "
+                f"{e.get('seed')} procedure {e.get('procedure_digest', '')} skill Sharpe "
+                f"{e.get('skill_sharpe') or 0.0:+.2f} DSR {e.get('dsr') or 0.0:.3f} "
+                f"({e.get('origin', {}).get('started_by', '?')})"
+            )
+        count = trial_count(entries) if entries else {"trials": 0.0, "attempts": 0}
+        print(f"{count['attempts']} attempt(s), worth {count['trials']:.2f} independent trial(s)")
+        return 0
+    if args.command == "reset-ledger":
+        from rl_assets.promotion.ledger import Ledger
+
+        line = Ledger(registry.root).reset(args.reason)
+        with file_lock(registry.root):
+            registry._append_history({**line, "event": "ledger-reset"})
+        print(
+            f"{instrument}: ledger reset after {line['attempts_before']} attempt(s) "
+            f"({args.reason!r}); the next candidate counts as attempt 1"
+        )
+        return 0
     if args.command == "history":
         for event in registry.history():
             when = time.strftime(
-                "%Y-%m-%d %H:%M", time.gmtime(event.get("rolled_back_at") or event["promoted_at"])
+                "%Y-%m-%d %H:%M",
+                time.gmtime(
+                    event.get("rolled_back_at")
+                    or event.get("promoted_at")
+                    or event.get("recorded_at", 0)
+                ),
             )
+            if event["event"] == "ledger-reset":
+                print(
+                    f"{when} ledger-reset after {event['attempts_before']} attempt(s): "
+                    f"{event['reason']}"
+                )
+                continue
             print(
                 f"{when} {event['event']:<8} {event['version']} "
                 f"validation Sharpe {event.get('validation_sharpe', float('nan')):.3f} "

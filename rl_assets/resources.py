@@ -145,7 +145,8 @@ class GateResource(dg.ConfigurableResource):
     min_margin_over_buy_and_hold: float | None = None
     min_deflated_sharpe: float | None = None
     max_sharpe_gap: float | None = None
-    min_margin_over_champion: float | None = None
+    min_confidence_over_champion: float | None = None
+    max_q_value: float | None = None
 
     def thresholds(self) -> GateThresholds:
         """The thresholds, or a config failure naming the threshold and the fix."""

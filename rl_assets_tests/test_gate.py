@@ -35,6 +35,7 @@ def pooled_test_days(skill=0.004, market=0.0005, days=504, exposure=0.5) -> dict
     import pandas as pd
 
     from rl_assets.promotion.evidence import pooled_evidence
+    from rl_assets.promotion.ledger import skill_record
 
     rng = np.random.default_rng(1)
     unit = market + 0.01 * rng.standard_normal(days)
@@ -54,6 +55,7 @@ def pooled_test_days(skill=0.004, market=0.0005, days=504, exposure=0.5) -> dict
     )
     return {
         **pooled_evidence(series),
+        "skill_returns": skill_record(series["skill_returns"]),
         "procedure_digest": "p1",
         "execution": "next_open",
         "deploy_splits": SPLITS,
@@ -83,6 +85,11 @@ def measured(**changes) -> Measurements:
     return dataclasses.replace(base, **changes)
 
 
+def champion(walk_forward: dict, version: str = "v0001") -> dict:
+    """A champion record as the registry keeps it: its procedure's test skill returns."""
+    return {"version": version, "skill_returns": walk_forward["skill_returns"]}
+
+
 def verdict(name: str, m: Measurements, thresholds=None, cost=None) -> gate.GateResult:
     return gate.GATES[name][1](m, thresholds or GateThresholds(), cost or CostModel())
 
@@ -105,8 +112,10 @@ def test_the_reference_candidate_passes_every_default_gate():
         ("test_sharpe_at_least_minimum", {},
          {"walk_forward": pooled_test_days(skill=-0.002, market=0.0)}),
         ("test_evidence_sufficient", {}, {"walk_forward": pooled_test_days(days=100)}),
-        ("beats_champion", {"champion_version": "v0001", "champion_sharpe": 2.0},
-         {"champion_version": "v0001", "champion_sharpe": 4.0}),
+        # The champion's procedure, paired on the same test days: one that earned 0.4% a
+        # day less is beaten; the same procedure's evidence again is not.
+        ("beats_champion", {"champion": champion(pooled_test_days(skill=0.0))},
+         {"champion": champion(pooled_test_days())}),
         ("deflated_sharpe_at_least_confidence", {},
          {"walk_forward": pooled_test_days(skill=-0.001)}),
         # Skill is relative: a policy that only holds the market, however well the market
@@ -130,10 +139,55 @@ def test_each_gate_has_the_right_direction(name, passing, failing):
 
 
 def test_a_candidate_equal_to_the_champion_does_not_beat_it():
-    tie = verdict("beats_champion", measured(champion_version="v0003", champion_sharpe=3.0))
-    assert not tie.passed and tie.observed == 0.0 and "champion v0003" in tie.reason
+    tie = verdict("beats_champion", measured(champion=champion(pooled_test_days(), "v0003")))
+    assert not tie.passed and tie.observed == 0.5 and "champion v0003" in tie.reason
     first = verdict("beats_champion", measured())
     assert first.passed and first.observed == "no champion yet"
+
+
+def test_champions_do_not_change_on_noise():
+    """A candidate a little better than the champion by chance (another draw of the same
+    noise around the same skill) does not replace it: the paired test needs confidence."""
+    mine = pooled_test_days()
+    values = np.asarray(mine["skill_returns"]["values"])
+    noise = np.random.default_rng(3).standard_normal(values.size)
+    noise -= noise.mean()  # the candidate is better by exactly 0.05% a day: t about 1.1
+    other = {**mine, "skill_returns": {**mine["skill_returns"], "values": list(
+        values - 0.0005 + 0.01 * noise)}}  # fmt: skip
+    result = verdict("beats_champion", measured(champion=champion(other)))
+    assert not result.passed and 0.5 < result.observed < 0.95, result
+
+
+def test_a_decayed_champion_no_longer_blocks():
+    same = champion(pooled_test_days())
+    assert not verdict("beats_champion", measured(champion=same)).passed
+    result = verdict("beats_champion", measured(champion=same, champion_decayed=True))
+    assert result.passed and "decayed" in result.observed and "no longer blocks" in result.reason
+
+
+def test_a_champion_sharing_too_few_test_days_is_not_beaten_by_default():
+    short = pooled_test_days(days=60)
+    shifted = {**short, "skill_returns": {"dates": [f"2030-01-{d:02d}" for d in range(1, 29)],
+                                          "values": [0.0] * 28}}  # fmt: skip
+    result = verdict("beats_champion", measured(champion=champion(shifted)))
+    assert not result.passed and "0 shared test days" in result.observed
+
+
+def test_each_attempt_in_the_ledger_raises_the_deflated_sharpe_bar():
+    m = measured()
+    one, twenty = dataclasses.replace(m), dataclasses.replace(m)
+    gate.account_for_attempts(one, 1.0, 1)
+    gate.account_for_attempts(twenty, 20.0, 20)
+    assert one.pooled["dsr"] == pytest.approx(m.pooled["dsr"])  # one trial: unchanged
+    assert twenty.pooled["benchmark_sharpe"] > one.pooled["benchmark_sharpe"] == 0.0
+    assert twenty.pooled["dsr"] < one.pooled["dsr"]
+    assert twenty.pooled["attempts"] == 20
+
+
+def test_the_q_value_gate_is_off_until_the_deployment_sets_a_maximum():
+    m = measured(q_value=0.3, universe={"A": {"q": 0.3}, "B": {"q": 0.3}})
+    assert verdict("q_value_within_limit", m).passed
+    assert not verdict("q_value_within_limit", m, GateThresholds(max_q_value=0.1)).passed
 
 
 def test_a_long_only_deployment_refuses_a_policy_that_can_short():
@@ -153,8 +207,13 @@ def test_an_unmeasured_candidate_fails_every_gate_that_needs_a_rollout():
     results = gate.judge(
         Measurements(restore_error="FileNotFoundError: no manifest"), GateThresholds(), CostModel()
     )
-    # Only the execution setting can be judged without the checkpoint and its evidence.
-    assert [r.name for r in results if r.passed] == ["execution_tradable"]
+    # Only the execution setting, the champion (there is none) and the universe's q-value
+    # (not gated by default) can be judged without the checkpoint and its evidence.
+    assert [r.name for r in results if r.passed] == [
+        "execution_tradable",
+        "beats_champion",
+        "q_value_within_limit",
+    ]
     assert all(
         "restore failed" in r.reason or "no pooled test evidence" in r.reason
         for r in results
@@ -210,7 +269,8 @@ def test_the_deployment_reads_thresholds_and_costs_from_the_environment():
         ("min_deflated_sharpe", 0.5, 0.99),
         ("min_test_sharpe", -1.0, 0.5),
         ("min_margin_over_buy_and_hold", -0.5, 0.25),
-        ("min_margin_over_champion", -0.1, 0.1),
+        ("min_confidence_over_champion", 0.5, 0.99),
+        ("max_q_value", 1.5, 0.1),
         ("max_sharpe_gap", 5.0, 1.0),
     ],
 )
@@ -280,16 +340,12 @@ def test_a_broken_or_poisoned_or_half_written_checkpoint_is_refused(trained):
 
 
 @pytest.mark.slow
-def test_candidate_and_champion_are_judged_under_the_deployments_costs(trained):
+def test_the_candidate_is_judged_under_the_deployments_costs(trained):
     from rl_assets.rl.training import evaluate, load_policy
 
     result, train, val, _ = trained
-    itself = {"version": "v0001", "checkpoint": result["checkpoint"], "spec": result["spec"]}
     costly = CostModel(transaction_cost=0.01)
-    judged_costly = {
-        r.name: r
-        for r in gate.judge_training_result(result, train, val, cost=costly, champion=itself)
-    }
+    judged_costly = {r.name: r for r in gate.judge_training_result(result, train, val, cost=costly)}
     spec = TrainingSpec(**result["spec"])
     closes = with_history(train, val, spec.window)
     policy = load_policy(result["checkpoint"])
@@ -302,5 +358,3 @@ def test_candidate_and_champion_are_judged_under_the_deployments_costs(trained):
     observed = judged_costly["train_validation_gap_within_limit"].observed
     assert observed == pytest.approx(sharpe_at(0.01, train) - sharpe_at(0.01), abs=1e-4)
     assert spec.transaction_cost == 0.0002 and sharpe_at(0.0002) != sharpe_at(0.01)
-    # The champion is charged the same costs: the same policy against itself is a tie.
-    assert judged_costly["beats_champion"].observed == 0.0

@@ -16,7 +16,7 @@ from rl_assets.promotion.gate import (
     judging_spec,
     verdict,
 )
-from rl_assets.promotion.judging import gather_evidence, judge_candidate
+from rl_assets.promotion.judging import gather_evidence, judge_candidate, run_origin
 from rl_assets.resources import ArtifactStoreResource, GateResource
 from rl_assets.rl.env import ACTION_SETS, constant_policy, rollout
 from rl_assets.rl.metrics import performance
@@ -87,6 +87,39 @@ def period_metrics(
     return {"series": series, "metrics": metrics}
 
 
+def attempts_paragraph(measured: Any, thresholds: Any) -> str:
+    """The ledger's account and the champion rule, in words, for the report."""
+    p = measured.pooled
+    if not p or measured.attempts is None:
+        return "No trial ledger was consulted."
+    universe = measured.universe
+    promoted = [n for n, u in universe.items() if u.get("promoted")]
+    worst_q = max((universe[n]["q"] for n in promoted), default=0.0)
+    # Benjamini-Hochberg: taking every instrument with q <= worst_q as a discovery (the
+    # promoted ones among them), the expected share of false ones is at most worst_q.
+    discoveries = sum(1 for u in universe.values() if u["q"] <= worst_q)
+    return (
+        f"This is attempt {measured.attempts} judged for the instrument since its ledger "
+        f"began (or was last reset); by the correlation of their test skill returns on "
+        f"shared days the attempts are worth {p['trials']:.2f} independent trials, so the "
+        f"Deflated Sharpe's benchmark is {p['benchmark_sharpe']:.2f} (the expected best "
+        f"skill Sharpe of that many unskilled trials) and every further attempt raises it. "
+        f"Across the {len(universe)} instrument(s) judged in the period this candidate's "
+        f"Benjamini-Hochberg q-value is {measured.q_value:.3f}; "
+        + (
+            f"{len(promoted)} passed on their latest attempt; by Benjamini-Hochberg at "
+            f"most {worst_q * discoveries:.2f} of the {discoveries} instrument(s) with a "
+            f"q-value up to theirs ({worst_q:.3f}) are expected to be false champions. "
+            if promoted
+            else "none of them passed on its latest attempt. "
+        )
+        + "The champion rule: a candidate replaces the champion only when its procedure's "
+        "daily skill returns beat the champion's on the test days their walk-forward folds "
+        f"share at {thresholds.min_confidence_over_champion:.0%} confidence (a paired, "
+        "autocorrelation-robust test), unless the champion's monitoring found it decayed."
+    )
+
+
 def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
     head = "| | " + " | ".join(label for _, label, _ in METRIC_COLUMNS) + " |\n"
     head += "|---|" + "---:|" * len(METRIC_COLUMNS) + "\n"
@@ -124,8 +157,10 @@ def validation_report(
         instrument,
         walk_forward_evidence,
     )
-    measured, gates = judge_candidate(evidence)
+    measured, gates = judge_candidate(evidence, artifacts.registry(instrument), run_origin(context))
     cost, thresholds = evidence.cost, evidence.thresholds
+    # The evidence as the gate judged it: deflated by every attempt in the instrument's ledger.
+    walk_forward_evidence = {**walk_forward_evidence, **measured.walk_forward}
     report: dict[str, Any] = {
         "instrument": instrument,
         "checkpoint": trained_policy["checkpoint"],
@@ -138,6 +173,8 @@ def validation_report(
         "walk_forward": {
             k: walk_forward_evidence[k] for k in ("folds", "pooled", "plan", "layout", "execution")
         },
+        "attempts": measured.attempts,
+        "q_value": measured.q_value,
     }
     out_dir = artifacts.run_dir(context.run_id) / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -155,6 +192,7 @@ def validation_report(
         "the return over the exposure-matched benchmark (the fold's mean position held all "
         "along), so a policy that is merely long, flat or short on average shows none.\n\n"
         f"{evidence_table(walk_forward_evidence)}\n![walk-forward](walk_forward.png)\n"
+        f"\n## Every attempt counted\n\n{attempts_paragraph(measured, thresholds)}\n"
     )
     if not measured.measured:
         (out_dir / "report.md").write_text(header + f"\nNot measured: {measured.restore_error}\n")

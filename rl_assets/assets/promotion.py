@@ -9,8 +9,13 @@ import pandas as pd
 from rl_assets import constants, display, run_guard
 from rl_assets.failures import GATE, failure
 from rl_assets.instruments import instrument_partitions
-from rl_assets.promotion.gate import compare_with_champion, policy_sharpe_on, verdict
-from rl_assets.promotion.judging import gather_evidence, judge_candidate
+from rl_assets.promotion.gate import compare_with_champion, verdict
+from rl_assets.promotion.judging import (
+    candidate_key,
+    gather_evidence,
+    judge_candidate,
+    run_origin,
+)
 from rl_assets.registry import PromotionRefused
 from rl_assets.resources import ArtifactStoreResource, GateResource
 
@@ -45,8 +50,8 @@ def promoted_policy(
         instrument,
         walk_forward_evidence,
     )
-    measured, results = judge_candidate(evidence)
     registry = artifacts.registry(instrument)
+    measured, results = judge_candidate(evidence, registry, run_origin(context))
     failed = [r for r in results if not r.passed]
     if failed:
         champion = evidence.champion
@@ -63,16 +68,14 @@ def promoted_policy(
     def against_champion_in_place(champion: dict[str, Any] | None):
         """Compare-and-swap: judged again under the registry lock against the champion that is
         there now, which another run may have installed since the gates above ran."""
-        if champion is None:
-            return compare_with_champion(
-                measured.validation_sharpe, None, None, evidence.thresholds.min_margin_over_champion
-            )
-        artifacts.trusted(champion["checkpoint"])
+        if champion is not None:
+            artifacts.trusted(champion["checkpoint"])
         return compare_with_champion(
-            measured.validation_sharpe,
-            champion["version"],
-            policy_sharpe_on(champion, evidence),
-            evidence.thresholds.min_margin_over_champion,
+            measured.walk_forward,
+            champion,
+            registry.champion_decayed(champion),
+            evidence.thresholds.min_confidence_over_champion,
+            evidence.thresholds.min_test_days,
         )
 
     record = {
@@ -91,8 +94,23 @@ def promoted_policy(
             "procedure_digest": measured.walk_forward.get("procedure_digest", ""),
             "execution": measured.walk_forward.get("execution", ""),
         },
-        # Every iteration's validation Sharpe: the selection the champion won, which
-        # monitoring deflates its validation Sharpe by.
+        # Its pooled test skill returns by date: a later candidate is paired with them, and
+        # the monitoring expects their level (deflated by the attempts counted here).
+        "skill_returns": measured.walk_forward.get("skill_returns"),
+        "ledger_key": candidate_key(trained_policy),
+        "attempts": measured.attempts,
+        "q_value": measured.q_value,
+        # The last bar the promotion saw: the monitoring's live bars come strictly after it.
+        "data_through": max(
+            d
+            for d in (
+                measured.pooled.get("last_date", ""),
+                measured.recorded_splits.get("validation", {}).get("last_date", ""),
+                str(validation_prices.index[-1].date()),
+            )
+            if d
+        ),
+        # Every iteration's validation Sharpe: the selection early stopping made.
         "trial_sharpes": measured.trial_sharpes,
         "data_version": trained_policy.get("data_version", ""),
         "splits": measured.recorded_splits,

@@ -1,9 +1,19 @@
-"""Retraining on decay: when a champion's live results fall below the band its validation
-implied, request one retraining run of its instrument per data version."""
+"""Retraining on decay: when a champion's monitoring finds its edge gone, request a
+retraining run of its instrument, at most once per champion per spacing of new data.
 
+Every retrain is another attempt at the gate, counted in the instrument's trial ledger. A
+decayed champion whose candidates keep being refused would otherwise be retrained on every
+new bar, each a fresh draw: so after one retrain of a champion, the next waits until the
+data has moved on by ``$RL_ASSETS_DECAY_RETRAIN_SPACING_DAYS`` business days (default
+``constants.DECAY_RETRAIN_SPACING_DAYS``).
+"""
+
+import datetime as dt
 import json
+import os
 
 import dagster as dg
+import numpy as np
 from dagster._core.event_api import PartitionKeyFilter
 
 from rl_assets import constants
@@ -35,6 +45,39 @@ ROLLING_SPLIT = {
 }
 
 
+SPACING_ENV_VAR = "RL_ASSETS_DECAY_RETRAIN_SPACING_DAYS"
+CHAMPION_TAG = "rl_assets/decayed_champion"
+THROUGH_TAG = "rl_assets/data_through"
+
+
+def retrain_spacing_days() -> int:
+    """Business days of new data between two decay retrains of one champion."""
+    raw = os.environ.get(SPACING_ENV_VAR, "").strip()
+    if not raw:
+        return constants.DECAY_RETRAIN_SPACING_DAYS
+    if not raw.isdigit():
+        raise ValueError(
+            f"${SPACING_ENV_VAR}={raw!r} is not a whole number of business days >= 0; set it "
+            f"to e.g. {constants.DECAY_RETRAIN_SPACING_DAYS} or unset it"
+        )
+    return int(raw)
+
+
+def last_retrain(instance: dg.DagsterInstance, instrument: str, champion: str):
+    """The latest decay retrain run requested for this champion of this instrument."""
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(
+            tags={
+                "dagster/sensor_name": DECAY_SENSOR,
+                "dagster/partition": instrument,
+                CHAMPION_TAG: champion,
+            }
+        ),
+        limit=1,
+    )
+    return runs[0] if runs else None
+
+
 def failed_decay_check(instance: dg.DagsterInstance, instrument: str):
     """The latest evaluation of the decay check for ``instrument`` if it failed, else None."""
     records = instance.event_log_storage.get_latest_asset_check_execution_by_key(
@@ -53,15 +96,17 @@ def failed_decay_check(instance: dg.DagsterInstance, instrument: str):
     minimum_interval_seconds=sensor_interval_seconds(),
     default_status=dg.DefaultSensorStatus.STOPPED,
     description=(
-        "When champion_performance_within_expected_band fails for an instrument, requests one "
-        "retrain run for it per data version, on a rolling split of its latest bars. The gate "
-        "still decides whether the new candidate replaces the champion. Off until turned on."
+        "When champion_performance_within_expected_band fails for an instrument, requests a "
+        "retrain run for it on a rolling split of its latest bars, at most once per champion "
+        "per $RL_ASSETS_DECAY_RETRAIN_SPACING_DAYS business days of new data (each retrain "
+        "is an attempt the trial ledger counts). The gate still decides whether the new "
+        "candidate replaces the champion. Off until turned on."
     ),
 )
 def champion_decay_sensor(
     context: dg.SensorEvaluationContext, artifacts: ArtifactStoreResource
 ) -> dg.SensorResult:
-    """One retraining run per instrument whose champion decayed, once per data version."""
+    """A retraining run per instrument whose champion decayed, spaced by new data."""
     cursor = json.loads(context.cursor) if context.cursor else {"failures_after": 0.0}
     requests, notes = [], []
     extra = None
@@ -70,11 +115,26 @@ def champion_decay_sensor(
         if evaluation is None:
             continue
         meta = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
-        run_key = f"decay:{instrument}:{meta.get('champion_version')}:{meta.get('data_version')}"
+        champion = str(meta.get("champion_version"))
+        run_key = f"decay:{instrument}:{champion}:{meta.get('data_version')}"
         ran = run_with_key(context.instance, DECAY_SENSOR, run_key)
         if ran is not None:
             notes.append(f"{instrument}: already retrained on this data ({ran.run_id})")
             continue
+        # The last bar the check saw (the wall-clock date for checks that do not say).
+        through = str(meta.get("through") or dt.date.today())
+        before = last_retrain(context.instance, instrument, champion)
+        spacing = retrain_spacing_days()
+        if before is not None and THROUGH_TAG in before.tags:
+            moved = int(np.busday_count(before.tags[THROUGH_TAG], through))
+            if moved < spacing:
+                notes.append(
+                    f"{instrument}: champion {champion} was retrained on data through "
+                    f"{before.tags[THROUGH_TAG]} ({before.run_id}); the next retrain waits for "
+                    f"{spacing} business days of new data ({moved} so far): each retrain is "
+                    "another attempt the ledger counts"
+                )
+                continue
         try:
             source = resolve(instrument)
         except InstrumentError as err:
@@ -91,6 +151,9 @@ def champion_decay_sensor(
                 DECAY_SENSOR,
                 run_key=run_key,
             )
+        )
+        requests[-1] = requests[-1].with_replaced_attrs(
+            tags={**requests[-1].tags, CHAMPION_TAG: champion, THROUGH_TAG: through}
         )
         notes.append(f"{instrument}: {meta.get('reason')}; requesting a retrain")
     retries, retry_notes, cursor["failures_after"] = infrastructure_retries(

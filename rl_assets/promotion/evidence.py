@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from rl_assets.promotion.gate import CostModel, judging_spec
+from rl_assets.promotion.ledger import skill_record
 from rl_assets.rl.metrics import TRADING_DAYS, performance, sharpe_ratio
 from rl_assets.rl.stats import (
     deflated_sharpe_hac,
@@ -19,9 +20,9 @@ from rl_assets.rl.stats import (
 )
 from rl_assets.rl.walk_forward import Fold, fold_test_series, procedure_digest
 
-# Until the trial ledger counts the procedure variants judged for an instrument, one
-# procedure is judged once: the pooled test days were not chosen among, so the Deflated
-# Sharpe is the (autocorrelation-robust) Probabilistic Sharpe against zero.
+# The evidence of one procedure alone: the pooled test days were not chosen among, so its
+# Deflated Sharpe is the (autocorrelation-robust) Probabilistic Sharpe against zero. The
+# gate deflates it again by the instrument's trial ledger (``rl_assets.promotion.judging``).
 TRIALS_WITHOUT_LEDGER = 1.0
 
 
@@ -64,6 +65,9 @@ def evidence_record(
     procedure and execution produced them, the plan, and the candidate's own splits."""
     return {
         **pooled_evidence(series, cost.risk_free_rate, confidence),
+        # The pooled daily skill returns by date: the trial ledger keeps them, the champion
+        # comparison pairs them, the monitoring expects their level.
+        "skill_returns": skill_record(series["skill_returns"]),
         "procedure_digest": procedure_digest(spec),
         "execution": cost.execution,
         "plan": plan,
@@ -164,10 +168,15 @@ def evidence_sentence(evidence: dict[str, Any]) -> str:
         else f"at this skill Sharpe, {years:.1f} years of test evidence would show it above "
         f"zero at {p['confidence']:.0%}"
     )
+    trials = (
+        f"{p['attempts']} attempt(s) in the ledger, worth {p['trials']:.2f} trial(s)"
+        if "attempts" in p
+        else "this procedure alone, before counting the instrument's attempts"
+    )
     return (
         f"{p['years']:.1f} years of pooled test evidence ({p['days']} days, "
         f"{len(evidence['folds'])} folds, {p['first_date']}..{p['last_date']}): skill Sharpe "
         f"{p['skill_sharpe']:.2f} +/- {p['skill_sharpe_se']:.2f} over the exposure-matched "
-        f"benchmark, Deflated Sharpe {p['dsr']:.3f} ({p['trials']:g} trial); policy Sharpe "
+        f"benchmark, Deflated Sharpe {p['dsr']:.3f} ({trials}); policy Sharpe "
         f"{p['policy_sharpe']:.2f} vs buy-and-hold {p['buy_and_hold_sharpe']:.2f}; {need}."
     )

@@ -27,11 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from rl_assets import constants
 from rl_assets.data.versions import describe_split
 from rl_assets.rl import checkpoints
 from rl_assets.rl.env import ACTION_SETS, EXECUTIONS, TRADABLE_EXECUTIONS
+from rl_assets.rl.stats import deflated_sharpe_hac, paired_difference_test
 from rl_assets.rl.training import (
     RL_MODULE_SUBDIR,
     TrainingSpec,
@@ -56,7 +58,8 @@ class GateThresholds:
     min_margin_over_buy_and_hold: float = constants.MIN_SHARPE_MARGIN_OVER_BUY_AND_HOLD
     min_deflated_sharpe: float = constants.MIN_DEFLATED_SHARPE
     max_sharpe_gap: float = constants.MAX_SHARPE_GAP
-    min_margin_over_champion: float = constants.MIN_SHARPE_MARGIN_OVER_CHAMPION
+    min_confidence_over_champion: float = constants.MIN_CONFIDENCE_OVER_CHAMPION
+    max_q_value: float = constants.MAX_Q_VALUE
 
 
 # Which way is stricter: a run may raise a "min" threshold and lower a "max" one.
@@ -190,6 +193,7 @@ class Evidence:
     cost: CostModel
     champion: dict[str, Any] | None
     walk_forward: dict[str, Any] | None = None  # the walk_forward_evidence value
+    champion_decayed: bool = False  # the champion's latest monitoring found its edge gone
 
 
 @dataclass
@@ -209,13 +213,18 @@ class Measurements:
     train_sharpe: float = math.nan
     buy_and_hold_sharpe: float = math.nan
     trial_sharpes: list[float] = field(default_factory=list)
-    trial_returns: list[np.ndarray] = field(default_factory=list)
     recorded_splits: dict[str, dict] = field(default_factory=dict)
     current_splits: dict[str, dict] = field(default_factory=dict)
     champion_version: str | None = None
-    champion_sharpe: float | None = None
+    champion: dict[str, Any] | None = None
+    champion_decayed: bool = False
     candidate_procedure: str = ""
     walk_forward: dict[str, Any] = field(default_factory=dict)
+    # The trial ledger's account (``rl_assets.promotion.ledger``): attempts judged for the
+    # instrument and what they are worth as independent trials; None: no ledger consulted.
+    attempts: int | None = None
+    q_value: float | None = None
+    universe: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def pooled(self) -> dict[str, Any]:
@@ -249,15 +258,6 @@ def baseline_spec(window: int, cost: CostModel) -> TrainingSpec:
     )
 
 
-def policy_sharpe_on(
-    record: dict[str, Any], evidence: Evidence, checkpoint: str | Path | None = None
-) -> float:
-    """Validation Sharpe of a candidate or champion record on the evidence's window."""
-    spec = judging_spec(record["spec"], evidence.cost)
-    closes = with_history(evidence.train_closes, evidence.validation_closes, spec.window)
-    return evaluate(load_policy(Path(checkpoint or record["checkpoint"])), closes, spec)["sharpe"]
-
-
 def measure(evidence: Evidence) -> Measurements:
     """Restore the candidate and measure everything the gates judge (once)."""
     candidate = evidence.candidate
@@ -286,13 +286,40 @@ def measure(evidence: Evidence) -> Measurements:
     m.buy_and_hold_sharpe = held["sharpe"]
     m.buy_and_hold_returns = held["returns"]
     m.trial_sharpes = [float(row["validation/sharpe"]) for row in candidate["history"]]
-    m.trial_returns = list(candidate.get("trial_validation_returns", []))
     m.candidate_procedure = procedure_digest(candidate["spec"])
     m.walk_forward = dict(evidence.walk_forward or {})
     if evidence.champion is not None:
         m.champion_version = evidence.champion["version"]
-        m.champion_sharpe = policy_sharpe_on(evidence.champion, evidence)
+        m.champion = evidence.champion
+        m.champion_decayed = evidence.champion_decayed
     return m
+
+
+def skill_series(walk_forward: dict[str, Any]) -> pd.Series:
+    """The pooled test skill returns of a walk_forward_evidence value or champion record."""
+    from rl_assets.promotion.ledger import series_of
+
+    return series_of(walk_forward)
+
+
+def account_for_attempts(m: Measurements, trials: float, attempts: int) -> None:
+    """Deflate the pooled evidence by the ledger's count: ``attempts`` candidates judged for
+    the instrument, worth ``trials`` independent ones (this candidate included)."""
+    if not m.pooled:
+        return
+    skill = skill_series(m.walk_forward).to_numpy()
+    dsr = deflated_sharpe_hac(skill, trials)
+    m.walk_forward = {
+        **m.walk_forward,
+        "pooled": {
+            **m.pooled,
+            "dsr": dsr["dsr"],
+            "trials": float(trials),
+            "attempts": int(attempts),
+            "benchmark_sharpe": dsr["benchmark_sharpe"],
+        },
+    }
+    m.attempts = int(attempts)
 
 
 def _count_weights(checkpoint: Path) -> tuple[int, int]:
@@ -501,7 +528,13 @@ def deflated_sharpe_at_least_confidence(
         round(p["dsr"], 4),
         t.min_deflated_sharpe,
         f"P(skill Sharpe over the exposure-matched benchmark > {p['benchmark_sharpe']:.2f}, "
-        f"the expected best of {p['trials']:g} unskilled trial(s)) = {p['dsr']:.3f} on "
+        f"the expected best of {p['trials']:.2f} unskilled trial(s)"
+        + (
+            f", what the {p['attempts']} attempts in the ledger are worth"
+            if "attempts" in p
+            else ""
+        )
+        + f") = {p['dsr']:.3f} on "
         f"{p['days']} pooled test days (skill Sharpe {p['skill_sharpe']:.2f} +/- "
         f"{p['skill_sharpe_se']:.2f}, autocorrelation-robust)",
     )
@@ -524,31 +557,94 @@ def train_validation_gap_within_limit(
 
 
 def compare_with_champion(
-    candidate_sharpe: float,
-    champion_version: str | None,
-    champion_sharpe: float | None,
-    margin: float,
+    candidate_walk_forward: dict[str, Any],
+    champion: dict[str, Any] | None,
+    decayed: bool,
+    confidence: float,
+    min_shared_days: float,
 ) -> GateResult:
-    """The candidate's validation Sharpe against the champion's on the same window."""
+    """The candidate's procedure against the champion's, paired on the test days their
+    walk-forward folds share, under the same costs and execution: the candidate's daily
+    skill returns minus the champion's must be above zero at ``confidence``
+    (``stats.paired_difference_test``, autocorrelation-robust). A champion whose edge the
+    monitoring found gone no longer blocks; one recorded before test evidence was kept
+    with champions cannot be compared and does not block either (both say so)."""
     name = "beats_champion"
-    if champion_version is None or champion_sharpe is None:
-        return GateResult(name, True, "no champion yet", margin, "first promotion")
-    diff = candidate_sharpe - champion_sharpe
+    if champion is None:
+        return GateResult(name, True, "no champion yet", confidence, "first promotion")
+    version = champion.get("version")
+    if decayed:
+        return GateResult(
+            name,
+            True,
+            f"champion {version} has decayed",
+            confidence,
+            f"the monitoring found champion {version}'s edge gone: it no longer blocks a "
+            "candidate that passes every other gate",
+        )
+    if not champion.get("skill_returns"):
+        return GateResult(
+            name,
+            True,
+            f"champion {version} has no recorded test evidence",
+            confidence,
+            f"champion {version} was promoted before champions kept their test evidence: "
+            "nothing to pair with; the candidate stands on its own evidence",
+        )
+    test = paired_difference_test(skill_series(candidate_walk_forward), skill_series(champion))
+    if test["days"] < min_shared_days:
+        return GateResult(
+            name,
+            False,
+            f"{test['days']} shared test days",
+            f">= {min_shared_days:g} shared test days",
+            f"the candidate's and champion {version}'s walk-forward folds share only "
+            f"{test['days']} test days: too few to show the candidate is better. Roll the "
+            "champion back or wait for its monitoring to find it decayed",
+        )
     return GateResult(
         name,
-        diff > margin,
-        round(diff, 4),
-        margin,
-        f"candidate Sharpe {candidate_sharpe:.3f} vs champion {champion_version} "
-        f"{champion_sharpe:.3f} on the same window",
+        test["confidence"] >= confidence,
+        round(test["confidence"], 4),
+        confidence,
+        f"on {test['days']} shared test days from {test['first_date']}, the candidate's "
+        f"daily skill returns minus champion {version}'s: "
+        f"{test['annual_difference']:+.2%} a year (t {test['t']:.2f}, autocorrelation-"
+        f"robust); P(candidate better) {test['confidence']:.3f}",
     )
 
 
 def beats_champion(m: Measurements, t: GateThresholds, cost: CostModel) -> GateResult:
-    if not m.measured:
-        return _not_measured("beats_champion", m, t.min_margin_over_champion)
+    missing = _no_evidence("beats_champion", m, t.min_confidence_over_champion)
+    if missing is not None and m.champion is not None:
+        return missing
     return compare_with_champion(
-        m.validation_sharpe, m.champion_version, m.champion_sharpe, t.min_margin_over_champion
+        m.walk_forward,
+        m.champion,
+        m.champion_decayed,
+        t.min_confidence_over_champion,
+        t.min_test_days,
+    )
+
+
+def q_value_within_limit(m: Measurements, t: GateThresholds, cost: CostModel) -> GateResult:
+    name = "q_value_within_limit"
+    if m.q_value is None:
+        return GateResult(
+            name,
+            t.max_q_value >= 1.0,
+            "not computed (no ledger)",
+            t.max_q_value,
+            "no trial ledger was consulted",
+        )
+    judged = len(m.universe)
+    return GateResult(
+        name,
+        m.q_value <= t.max_q_value,
+        round(m.q_value, 4),
+        t.max_q_value,
+        f"Benjamini-Hochberg q-value among the {judged} instrument(s) judged in the period"
+        + (" (not gated: the deployment's maximum is 1)" if t.max_q_value >= 1.0 else ""),
     )
 
 
@@ -606,8 +702,15 @@ GATES: dict[str, tuple[str, Gate]] = {
         deflated_sharpe_at_least_confidence,
     ),
     "beats_champion": (
-        "The candidate beats this instrument's champion on the same validation window.",
+        "The candidate's procedure beats the champion's on the test days their folds share: "
+        "the daily difference of their skill returns is above zero at the deployment's "
+        "confidence (paired, autocorrelation-robust). A decayed champion does not block.",
         beats_champion,
+    ),
+    "q_value_within_limit": (
+        "The candidate's Benjamini-Hochberg q-value across the instruments judged in the "
+        "period is within the deployment's maximum (1 by default: reported, not gated).",
+        q_value_within_limit,
     ),
 }
 

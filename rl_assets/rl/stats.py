@@ -159,54 +159,6 @@ def null_trial_variance(observations: int, periods_per_year: float = TRADING_DAY
     return periods_per_year / max(observations - 1, 1)
 
 
-def effective_trials(trial_returns) -> float:
-    """How many independent trials a set of correlated ones is worth: N / (1 + (N - 1) rho),
-    rho the mean pairwise correlation of their daily returns (the design effect of
-    correlated tests), between 1 and N. Two trials whose returns do not vary (identical
-    policies, or one that never differs from its benchmark) count as perfectly correlated."""
-    series = [np.asarray(r, dtype=np.float64) for r in trial_returns]
-    n = len(series)
-    if n < 2 or len({s.size for s in series}) != 1:
-        return float(max(n, 1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = np.corrcoef(np.vstack(series))
-    corr = np.where(np.isfinite(corr), corr, 1.0)
-    rho = float((corr.sum() - np.trace(corr)) / (n * (n - 1)))
-    rho = min(max(rho, 0.0), 1.0)
-    return float(min(max(n / (1.0 + (n - 1) * rho), 1.0), n))
-
-
-def deflated_sharpe_against_noise(returns, trials: float) -> dict[str, float]:
-    """The DSR of ``returns`` chosen as the best of ``trials`` candidates, where an unskilled
-    candidate's Sharpe varies only by sampling noise over these days.
-
-    Bailey and Lopez de Prado estimate the unskilled trials' spread from the trials' own
-    Sharpe ratios, which suits trials that are different unskilled strategies. Training
-    iterations are not that: their Sharpe ratios differ mostly by what the policy has
-    learned by then, so their spread measures learning, not luck, and deflating by it
-    refuses any policy that learned fast. Here the spread is the null sampling variance of
-    a Sharpe estimate over the same number of days, and ``trials`` the effective number of
-    iterations early stopping chose among (``effective_trials``: consecutive iterations are
-    much alike). ``trials`` may be fractional.
-    """
-    moments = _moments(returns)
-    variance = null_trial_variance(int(np.asarray(returns).size))
-    benchmark = expected_max_sharpe_from_variance(variance / TRADING_DAYS, trials)
-    out = {
-        "dsr": 0.0,
-        "psr": 0.0,
-        "trials": trials,
-        "benchmark_sharpe": benchmark * math.sqrt(TRADING_DAYS),
-        "benchmark_sharpe_per_period": benchmark,
-    }
-    if moments is not None:
-        sharpe, t, skew, kurt = moments
-        per_period = sharpe / math.sqrt(TRADING_DAYS)
-        out["dsr"] = probabilistic_sharpe_from_moments(per_period, benchmark, t, skew, kurt)
-        out["psr"] = probabilistic_sharpe_from_moments(per_period, 0.0, t, skew, kurt)
-    return out
-
-
 def bootstrap_sharpe_difference(
     a, b, n_resamples: int = 2000, block: int = 10, confidence: float = 0.95, seed: int = 0
 ) -> dict[str, float]:
@@ -454,6 +406,8 @@ def expected_max_standard_normal(n: float) -> float:
     n = float(n)
     if math.isinf(n):
         return math.inf
+    if n == 1.0:
+        return 0.0  # the mean of one standard normal (the quadrature leaves ~1e-16)
 
     def upper(x: float) -> float:
         return float(-np.expm1(n * special.log_ndtr(x)))
@@ -525,3 +479,150 @@ def deflated_sharpe_hac(
         "benchmark_sharpe": benchmark * scale,
         "benchmark_sharpe_per_period": benchmark,
     }
+
+
+# Correlations are shrunk towards 0 by this many of their standard errors under independence.
+CORRELATION_NOISE_BANDS = 2.0
+MIN_OVERLAP_DAYS = 20  # fewer shared days than this: the two trials count as unrelated
+
+
+def trial_correlation(a, b, min_overlap: int = MIN_OVERLAP_DAYS) -> tuple[float, float, int]:
+    """(correlation, its standard error were the two unrelated, shared days) of two trials'
+    daily skill returns on the days both hold.
+
+    ``a`` and ``b`` are pandas Series indexed by date. The standard error is
+    sqrt(mean(x^2 y^2) / T) for the standardised series x, y: under independence the
+    sample correlation's variance is E[x^2 y^2] / T, which is 1 / T only when the two do
+    not share their volatility. Skill returns of one instrument do (both scale with the
+    instrument's daily move), which inflates it by about the instrument's kurtosis.
+    Two trials that never vary on those days (both flat: identical behaviour) correlate 1;
+    a flat one and a varying one 0; fewer than ``min_overlap`` shared days 0 (nothing
+    shows they are alike). Those cases have standard error 0.
+    """
+    import pandas as pd
+
+    both = pd.concat([a, b], axis=1, join="inner").to_numpy(dtype=np.float64)
+    n = int(len(both))
+    if n < min_overlap:
+        return 0.0, 0.0, n
+    sd = both.std(axis=0, ddof=1)
+    flat = sd < 1e-12
+    if flat.all():
+        return 1.0, 0.0, n
+    if flat.any():
+        return 0.0, 0.0, n
+    z = (both - both.mean(axis=0)) / both.std(axis=0)
+    noise = math.sqrt(float(np.mean(z[:, 0] ** 2 * z[:, 1] ** 2)) / n)
+    return float(np.corrcoef(both[:, 0], both[:, 1])[0, 1]), noise, n
+
+
+def effective_number_of_trials(
+    correlations: np.ndarray,
+    noise: np.ndarray | float = 0.0,
+    bands: float = CORRELATION_NOISE_BANDS,
+) -> float:
+    """How many independent trials ``n`` correlated ones are worth.
+
+    Each trial weighs 1 / (the sum of its positive correlations with every trial, itself
+    included), and the count is the sum of the weights: a cluster of m copies (correlation
+    1) counts 1 however large m, m unrelated trials count m, m trials at a common
+    correlation rho count m / (1 + (m - 1) rho) (the design effect of a cluster, Kish 1965),
+    and a copy-cluster beside unrelated trials counts 1 plus their number. It is a smooth
+    form of counting clusters (Lopez de Prado 2018, ch. 4 and sec. 8.7: the number of
+    trials is the number of clusters of strategy returns), with no cut-off to choose and
+    no jump when a correlation crosses one. Sample correlations of unrelated series scatter
+    around 0 by their standard error ``noise`` (``trial_correlation``); each is first
+    shrunk towards 0 by ``bands`` of them (soft thresholding), so noise does not merge
+    unrelated trials. Negative correlations count as 0: a trial that does the opposite of
+    another is another trial. The result lies in [1, n].
+    """
+    corr = np.asarray(correlations, dtype=np.float64)
+    n = corr.shape[0]
+    if n == 0:
+        return 0.0
+    noise = np.broadcast_to(np.asarray(noise, dtype=np.float64), corr.shape)
+    shrunk = np.sign(corr) * np.maximum(np.abs(corr) - bands * noise, 0.0)
+    positive = np.clip(shrunk, 0.0, 1.0)
+    np.fill_diagonal(positive, 1.0)
+    weights = 1.0 / positive.sum(axis=1)
+    return float(min(max(weights.sum(), 1.0), n))
+
+
+def effective_trials_of(series, bands: float = CORRELATION_NOISE_BANDS) -> dict[str, object]:
+    """``effective_number_of_trials`` of dated skill-return series (pandas Series), with the
+    correlation matrix, the standard errors and the shared days it used."""
+    n = len(series)
+    corr, noise, overlaps = np.eye(n), np.zeros((n, n)), np.zeros((n, n))
+    for i in range(n):
+        overlaps[i, i] = len(series[i])
+        for j in range(i + 1, n):
+            rho, se, days = trial_correlation(series[i], series[j])
+            corr[i, j] = corr[j, i] = rho
+            noise[i, j] = noise[j, i] = se
+            overlaps[i, j] = overlaps[j, i] = days
+    return {
+        "trials": effective_number_of_trials(corr, noise, bands) if n else 0.0,
+        "attempts": n,
+        "correlations": corr,
+        "noise": noise,
+        "overlaps": overlaps,
+    }
+
+
+def paired_difference_test(a, b, lags: int | None = None) -> dict[str, float]:
+    """Does ``a`` earn more than ``b`` on the days both hold? A one-sided test on the mean of
+    their daily difference d = a - b (pandas Series indexed by date), with the
+    autocorrelation-robust (Newey and West 1987) standard error
+    sqrt(var(d) LRV / T): t = mean(d) / se, ``confidence`` = Phi(t), the probability that
+    the mean difference is above 0 (Diebold and Mariano 1995 for a loss differential).
+    Identical series (d flat at 0), or fewer than 3 shared days, give t = 0 and confidence
+    0.5: no evidence either way; a constant non-zero difference gives confidence 1 or 0. ``annual_difference`` is 252 mean(d); ``difference_sharpe``
+    the annualised Sharpe of d."""
+    import pandas as pd
+    from scipy import stats
+
+    both = pd.concat([a, b], axis=1, join="inner").to_numpy(dtype=np.float64)
+    d = both[:, 0] - both[:, 1] if len(both) else np.zeros(0)
+    t_days = int(d.size)
+    out = {
+        "days": t_days,
+        "first_date": str(pd.concat([a, b], axis=1, join="inner").index.min().date())
+        if t_days
+        else "",
+        "annual_difference": float(d.mean() * TRADING_DAYS) if t_days else 0.0,
+        "difference_sharpe": 0.0,
+        "t": 0.0,
+        "confidence": 0.5,
+        "lrv_ratio": 1.0,
+    }
+    if t_days < 3:
+        return out
+    if d.std(ddof=1) < 1e-15:  # a constant difference: certain, whichever way it points
+        mean = float(d.mean())
+        return out | {"confidence": 1.0 if mean > 1e-15 else 0.0 if mean < -1e-15 else 0.5}
+    lrv = long_run_variance_ratio(d, lags)
+    se = math.sqrt(d.var(ddof=1) * lrv / t_days)
+    t = float(d.mean() / se)
+    out |= {
+        "difference_sharpe": float(d.mean() / d.std(ddof=1) * math.sqrt(TRADING_DAYS)),
+        "t": t,
+        "confidence": float(stats.norm.cdf(t)),
+        "lrv_ratio": lrv,
+    }
+    return out
+
+
+def benjamini_hochberg(p_values) -> np.ndarray:
+    """Benjamini-Hochberg (1995) q-values: q_(i) = min over j >= i of m p_(j) / j, the
+    smallest false-discovery rate at which each hypothesis would be rejected, in the
+    input's order."""
+    p = np.asarray(p_values, dtype=np.float64)
+    m = p.size
+    if m == 0:
+        return p
+    order = np.argsort(p)
+    ranked = p[order] * m / np.arange(1, m + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.clip(q, 0.0, 1.0)
+    return out

@@ -473,9 +473,6 @@ def train_ppo(
     bh = buy_and_hold(validation_closes, spec)
     versions = library_versions()
     rows: list[dict[str, Any]] = []
-    # Every iteration's daily validation returns: how alike the policies early stopping
-    # chose among were (the gate's effective number of trials).
-    trial_returns: list[np.ndarray] = []
     best_path: Path | None = None
     episodes_total = 0
     started = time.perf_counter()
@@ -509,7 +506,6 @@ def train_ppo(
                     "seconds": time.perf_counter() - t0,
                 }
                 rows.append(row)
-                trial_returns.append(np.asarray(val["returns"], dtype=np.float32))
                 if improved:
                     manifest = {
                         "iteration": stopper.iteration,
@@ -554,7 +550,6 @@ def train_ppo(
         "episodes_first_iteration": first_episodes,
         "buy_and_hold_validation_sharpe": bh["sharpe"],
         "history": rows,
-        "trial_validation_returns": trial_returns,
         "plan": plan,
         "ray": ray_mode,
         "num_env_runners": spec.num_env_runners,

@@ -193,7 +193,6 @@ def _train_fold(spec_dict, prices, fold_dict, root, data_version, provenance):
         provenance={**provenance, "fold": fold.as_dict()},
     )
     context = ray.get_runtime_context() if ray.is_initialized() else None
-    result.pop("trial_validation_returns", None)  # the folds' own selection stays in the fold
     return {
         **result,
         "fold": fold.as_dict(),

@@ -1,0 +1,185 @@
+"""The trial ledger: every candidate judged for an instrument, refused ones included.
+
+A gate at 95% promotes noise about 5% of the time *per attempt*, and a platform makes
+attempts all the time: sensor runs, the weekly schedule, decay retrains, manual reruns
+with another seed or split. Each is a draw at the same gate. The ledger remembers them,
+so the Deflated Sharpe deflates by every procedure variant judged for the instrument,
+not by one (Bailey and Lopez de Prado 2014, sec. 3: the number of trials is every
+configuration tried, not just the one reported).
+
+It lies in the instrument's registry lane, ``<registry>/<instrument>/ledger.jsonl``, one
+JSON line per judged candidate, appended under the lane's ledger lock (``.ledger.lock``;
+the champion pointer has its own lock, so a promotion's compare-and-swap can read the
+ledger while it holds that one). A line holds what the gate needs again later: the
+candidate's pooled walk-forward test **skill returns** by date, its procedure digest,
+seed, folds, data version, the run, what started it, and the verdict. A candidate is
+recorded once however often it is judged (the report and ``promoted_policy`` both judge
+it): the key is its checkpoint.
+
+Attempts are not all independent. The same procedure rerun on one more week of data has
+nearly the same test returns and is nearly one trial; another seed, config or split is
+another. The count is ``stats.effective_number_of_trials`` of the attempts' skill returns
+on the days they share (never their raw returns, which share the market and would
+collapse the count).
+
+A reset (``python -m rl_assets.registry --instrument X reset-ledger --reason ...``) starts
+the count again for a new procedure or universe. It deletes nothing: it appends a reset
+line, and the lane's history records it.
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rl_assets.rl.stats import benjamini_hochberg, effective_trials_of
+
+LEDGER_FILE = "ledger.jsonl"
+LOCK_FILE = ".ledger.lock"
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / LOCK_FILE, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def series_of(entry: dict[str, Any]) -> pd.Series:
+    """An entry's (or a champion record's) pooled test skill returns, indexed by date."""
+    skill = entry.get("skill_returns") or {"dates": [], "values": []}
+    return pd.Series(
+        np.asarray(skill["values"], dtype=np.float64),
+        index=pd.DatetimeIndex(pd.to_datetime(skill["dates"])),
+        name=entry.get("key", ""),
+    )
+
+
+def skill_record(series: pd.Series) -> dict[str, list]:
+    """Dated skill returns as JSON: ISO dates and floats."""
+    return {
+        "dates": [str(d.date()) for d in series.index],
+        "values": [float(v) for v in series.to_numpy(dtype=np.float64)],
+    }
+
+
+class Ledger:
+    """One instrument's trial ledger (see the module docstring)."""
+
+    def __init__(self, lane: str | Path):
+        self.root = Path(lane)
+        self.file = self.root / LEDGER_FILE
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the ledger: judge and append in one step, so no two candidates are judged
+        without seeing each other."""
+        with _locked(self.root):
+            yield
+
+    def lines(self) -> list[dict[str, Any]]:
+        """Every line, resets included, oldest first. A torn last line (a killed writer) is
+        skipped."""
+        if not self.file.exists():
+            return []
+        out = []
+        for line in self.file.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+    def entries(self) -> list[dict[str, Any]]:
+        """The attempts since the last reset."""
+        current: list[dict[str, Any]] = []
+        for line in self.lines():
+            if line.get("event") == "reset":
+                current = []
+            elif line.get("event") == "trial":
+                current.append(line)
+        return current
+
+    def find(self, key: str) -> dict[str, Any] | None:
+        return next((e for e in self.entries() if e["key"] == key), None)
+
+    def _append(self, line: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.file, "a") as f:
+            f.write(json.dumps(line, default=str, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def record(self, entry: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Append ``entry`` (must hold ``key``) unless a trial with that key is already
+        there; (the recorded entry, whether it was appended now). Call it inside
+        ``locked()``."""
+        existing = self.find(entry["key"])
+        if existing is not None:
+            return existing, False
+        line = {"event": "trial", "recorded_at": time.time(), **entry}
+        self._append(line)
+        return line, True
+
+    def reset(self, reason: str, by: str = "") -> dict[str, Any]:
+        """Start counting again (a new procedure or universe). Nothing is deleted."""
+        if not reason.strip():
+            raise ValueError(
+                "a ledger reset needs a reason (e.g. --reason 'new reward function'); it is "
+                "recorded with the reset"
+            )
+        with self.locked():
+            line = {
+                "event": "reset",
+                "reason": reason,
+                "by": by or os.environ.get("USER", ""),
+                "recorded_at": time.time(),
+                "attempts_before": len(self.entries()),
+            }
+            self._append(line)
+            return line
+
+
+def trial_count(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The effective number of trials among ``entries`` (each with ``skill_returns``): how
+    many independent procedure variants the attempts are worth."""
+    found = effective_trials_of([series_of(e) for e in entries])
+    return {"trials": float(found["trials"]), "attempts": int(found["attempts"])}
+
+
+def universe_q_values(
+    registry_root: str | Path,
+    since: float,
+    candidate: tuple[str, float] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Benjamini-Hochberg q-values across the instruments judged since ``since`` (a Unix
+    time): each instrument's latest attempt's p-value (1 - its Deflated Sharpe), with
+    ``candidate`` = (instrument, p-value) in place of that instrument's latest.
+    {instrument: {"p": .., "q": .., "promoted": ..}}."""
+    registry_root = Path(registry_root)
+    latest: dict[str, dict[str, float]] = {}
+    if registry_root.is_dir():
+        for lane in sorted(p for p in registry_root.iterdir() if p.is_dir()):
+            recent = [e for e in Ledger(lane).entries() if e.get("recorded_at", 0) >= since]
+            if recent:
+                last = recent[-1]
+                latest[lane.name] = {
+                    "p": 1.0 - float(last.get("dsr", 0.0)),
+                    "promoted": bool(last.get("passed", False)),
+                }
+    if candidate is not None:
+        latest[candidate[0]] = {"p": float(candidate[1]), "promoted": False}
+    names = sorted(latest)
+    q = benjamini_hochberg([latest[n]["p"] for n in names])
+    return {n: {**latest[n], "q": float(qi)} for n, qi in zip(names, q, strict=True)}
