@@ -121,3 +121,41 @@ def walk_forward_figure(series, path: Path, title: str) -> str:
     axes[1].set_yticks([-1, 0, 1])
     fig.autofmt_xdate()
     return _save(fig, path)
+
+
+def cusum_figure(
+    dates,
+    skill_returns: np.ndarray,
+    expected_daily_mean: float,
+    statistic: np.ndarray,
+    h: float,
+    first_alarm_day: int | None,
+    min_live_days: int,
+    path: Path,
+) -> str:
+    """The champion since promotion: cumulative skill return against the expected drift,
+    and the CUSUM statistic against its threshold h, the first alarm marked."""
+    plt = _figure()
+    fig, axes = plt.subplots(2, 1, figsize=(8, 5.2), sharex=True, height_ratios=[1, 1])
+    cumulative = np.cumsum(np.asarray(skill_returns, dtype=np.float64))
+    t = np.arange(1, len(cumulative) + 1)
+    axes[0].plot(dates, cumulative, color="tab:blue", label="live skill return (cumulative)")
+    axes[0].plot(dates, expected_daily_mean * t, color="tab:green", linestyle="--",
+                 label="expected at promotion")  # fmt: skip
+    axes[0].axhline(0.0, color="grey", linewidth=0.8)
+    axes[0].set_ylabel("skill return (sum)")
+    axes[0].set_title("Champion since promotion: skill over its exposure-matched benchmark")
+    axes[0].legend(loc="upper left")
+    axes[1].plot(dates, statistic, color="tab:purple", label="CUSUM")
+    axes[1].axhline(h, color="tab:red", linestyle="--", label=f"h = {h:.2f}")
+    if min_live_days > 1 and len(dates) >= min_live_days:
+        axes[1].axvline(dates[min_live_days - 1], color="grey", linestyle=":", linewidth=1)
+    if first_alarm_day is not None:
+        day = dates[first_alarm_day - 1]
+        for ax in axes:
+            ax.axvline(day, color="tab:red", linewidth=1)
+        axes[1].annotate("edge decayed", (day, h), textcoords="offset points", xytext=(4, 6))
+    axes[1].set_ylabel("CUSUM (sd units)")
+    axes[1].legend(loc="upper left")
+    fig.autofmt_xdate()
+    return _save(fig, path)

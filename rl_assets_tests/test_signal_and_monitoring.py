@@ -179,7 +179,7 @@ def test_stale_prices_missing_champion_and_bad_prices_give_no_signal(
 
 
 def test_the_decay_check_fails_where_the_edge_disappears_and_passes_where_it_persists(
-    edge_watch, fading_watch
+    edge_watch, fading_watch, artifacts
 ):
     """Both champions were promoted on prices ending 2023-12-29 (the same bars: SYN_FADING
     is SYN_MOMENTUM until then); after it, one edge persists and one stops."""
@@ -191,8 +191,22 @@ def test_the_decay_check_fails_where_the_edge_disappears_and_passes_where_it_per
     edge, fading = (r.output_for_node("champion_performance") for r in (edge_watch, fading_watch))
     assert edge["days"] == fading["days"] > 500  # every bar after the promotion's data
     assert edge["since"] == fading["since"] == "2024-01-01"
-    assert fading["test"]["live_sharpe"] < fading["test"]["lower_bound"]
-    assert edge["test"]["live_sharpe"] >= edge["test"]["lower_bound"]
+    assert edge["through"] == fading["through"]
+    # The CUSUM of the fading champion's skill returns crossed h, after the minimum live
+    # days and within its first half-year; the persisting one's stayed below it.
+    alarm = fading["monitor"]
+    assert alarm["alarm"] and 20 <= alarm["first_alarm_day"] <= 126
+    assert alarm["first_alarm_date"] in fades.metadata["reason"].value
+    assert alarm["statistic_max"] > alarm["h"] > 0
+    assert alarm["live_skill_sharpe"] < alarm["expected_sharpe"]
+    watch = edge["monitor"]
+    assert not watch["alarm"] and watch["statistic_max"] <= watch["h"]
+    # The verdict is in the registry lane, where the gate reads it.
+    lane = Registry.for_instrument(artifacts / "registry", FADING)
+    assert lane.champion_decayed()
+    state = lane.monitoring()
+    assert state["through"] == fading["through"] and state["data_version"] == fading["data_version"]
+    assert not Registry.for_instrument(artifacts / "registry", EDGE).champion_decayed()
 
 
 def test_the_decay_sensor_requests_one_run_per_data_version(fading_watch, instance, artifacts):
