@@ -258,3 +258,24 @@ def test_the_registry_cli_lists_resets_and_reports_the_universe(tmp_path, capsys
     assert main(["--root", str(root), "--instrument", "SPY", "history"]) == 0
     assert "ledger-reset after 1 attempt(s): v2" in capsys.readouterr().out
     assert Ledger(root / "SPY").entries() == []
+
+
+def test_series_on_the_same_days_are_counted_as_pair_by_pair():
+    """The one-matrix path (every attempt on the same test days) gives the pairwise figures."""
+    rng = np.random.default_rng(11)
+    days = pd.bdate_range("2020-01-01", periods=300)
+    common = rng.standard_normal(300)
+    many = [pd.Series(0.6 * common + rng.standard_normal(300), index=days) for _ in range(5)]
+    many.append(pd.Series(np.zeros(300), index=days))
+    many.append(pd.Series(np.zeros(300), index=days))
+    aligned = effective_trials_of(many)
+    for i in range(len(many)):
+        for j in range(i + 1, len(many)):
+            rho, se, _ = trial_correlation(many[i], many[j])
+            assert aligned["correlations"][i, j] == pytest.approx(rho, abs=1e-12)
+            assert aligned["noise"][i, j] == pytest.approx(se, abs=1e-12)
+    # Not aligned (the pairwise path): the two flat trials, on 299 shared days, are still
+    # one behaviour and count once, as on the aligned path.
+    shifted = [*many[:-1], many[-1].shift(1, freq="B")]
+    assert effective_trials_of(shifted)["trials"] == pytest.approx(aligned["trials"], abs=1e-9)
+    assert aligned["trials"] == pytest.approx(effective_trials_of(many[:-1])["trials"])

@@ -749,10 +749,12 @@ def judge_training_result(
     cost: CostModel | None = None,
     champion: dict[str, Any] | None = None,
     walk_forward: dict[str, Any] | None = None,
+    registry: Any = None,
 ) -> list[GateResult]:
     """Every gate for a ``train_ppo`` result judged on the bars it was trained on and its
     procedure's walk-forward evidence (``rl_assets.promotion.evidence``), outside Dagster
-    (benchmarks, tests). The splits are taken as the ones recorded with it."""
+    (benchmarks, tests). The splits are taken as the ones recorded with it. With a
+    ``registry`` lane the attempt is counted in, and deflated by, its trial ledger."""
     recorded = result.get("provenance", {}).get("splits") or {
         "train": {"content_hash": "unrecorded"},
         "validation": {"content_hash": "unrecorded"},
@@ -770,4 +772,8 @@ def judge_training_result(
     m = measure(evidence)
     if not m.recorded_splits:
         m.recorded_splits = recorded
+    if registry is not None:
+        from rl_assets.promotion.judging import judge_and_record
+
+        return judge_and_record(m, evidence, registry, {"started_by": "judge_procedure"})
     return judge(m, evidence.thresholds, evidence.cost)

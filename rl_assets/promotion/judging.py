@@ -124,7 +124,8 @@ def judge_and_record(
     ledger = Ledger(registry.root)
     with ledger.locked():
         entry = ledger_entry(evidence, m, origin)
-        others = [e for e in ledger.entries() if e["key"] != entry["key"]]
+        entries = ledger.entries()
+        others = [e for e in entries if e["key"] != entry["key"]]
         if m.pooled:
             count = trial_count([*others, entry])
             account_for_attempts(m, count["trials"], count["attempts"])
@@ -145,7 +146,8 @@ def judge_and_record(
                 "q_value": m.q_value,
                 "passed": all(r.passed for r in results),
                 "failed": [r.name for r in results if not r.passed],
-            }
+            },
+            entries,
         )
     return results
 

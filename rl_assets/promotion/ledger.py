@@ -61,7 +61,7 @@ def series_of(entry: dict[str, Any]) -> pd.Series:
     skill = entry.get("skill_returns") or {"dates": [], "values": []}
     return pd.Series(
         np.asarray(skill["values"], dtype=np.float64),
-        index=pd.DatetimeIndex(pd.to_datetime(skill["dates"])),
+        index=pd.DatetimeIndex(np.asarray(skill["dates"], dtype="datetime64[D]")).as_unit("ns"),
         name=entry.get("key", ""),
     )
 
@@ -69,8 +69,8 @@ def series_of(entry: dict[str, Any]) -> pd.Series:
 def skill_record(series: pd.Series) -> dict[str, list]:
     """Dated skill returns as JSON: ISO dates and floats."""
     return {
-        "dates": [str(d.date()) for d in series.index],
-        "values": [float(v) for v in series.to_numpy(dtype=np.float64)],
+        "dates": np.datetime_as_string(series.index.to_numpy(), unit="D").tolist(),
+        "values": series.to_numpy(dtype=np.float64).tolist(),
     }
 
 
@@ -121,11 +121,14 @@ class Ledger:
             f.flush()
             os.fsync(f.fileno())
 
-    def record(self, entry: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    def record(
+        self, entry: dict[str, Any], entries: list[dict[str, Any]] | None = None
+    ) -> tuple[dict[str, Any], bool]:
         """Append ``entry`` (must hold ``key``) unless a trial with that key is already
-        there; (the recorded entry, whether it was appended now). Call it inside
-        ``locked()``."""
-        existing = self.find(entry["key"])
+        there (among ``entries``, if the caller has just read them); (the recorded entry,
+        whether it was appended now). Call it inside ``locked()``."""
+        current = self.entries() if entries is None else entries
+        existing = next((e for e in current if e["key"] == entry["key"]), None)
         if existing is not None:
             return existing, False
         line = {"event": "trial", "recorded_at": time.time(), **entry}

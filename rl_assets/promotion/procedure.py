@@ -35,11 +35,14 @@ def judge_procedure(
     test_days: int = constants.TEST_DAYS,
     max_folds: int = 0,
     folds: tuple[Fold, ...] | None = None,
+    registry: Any = None,
 ) -> dict[str, Any]:
     """Train the candidate on the most recent window and every walk-forward fold (all as
     concurrent Ray tasks), then judge: the candidate's gates and the pooled evidence.
 
     ``spec.execution`` is the reward's; judging uses ``cost`` (default: the deployment's).
+    With a ``registry`` lane (``rl_assets.registry.Registry``) the attempt is counted in its
+    trial ledger and judged against every attempt recorded there; without, it is one trial.
     """
     from rl_assets.promotion.gate import deployment_cost_model, deployment_thresholds
 
@@ -100,6 +103,7 @@ def judge_procedure(
         thresholds=thresholds,
         cost=cost,
         walk_forward=evidence,
+        registry=registry,
     )
     return {
         "candidate": candidate,

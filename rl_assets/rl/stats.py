@@ -552,6 +552,8 @@ def effective_trials_of(series, bands: float = CORRELATION_NOISE_BANDS) -> dict[
     """``effective_number_of_trials`` of dated skill-return series (pandas Series), with the
     correlation matrix, the standard errors and the shared days it used."""
     n = len(series)
+    if n > 1 and all(s.index.equals(series[0].index) for s in series[1:]):
+        return _effective_trials_aligned(np.column_stack([s.to_numpy() for s in series]), bands)
     corr, noise, overlaps = np.eye(n), np.zeros((n, n)), np.zeros((n, n))
     for i in range(n):
         overlaps[i, i] = len(series[i])
@@ -562,6 +564,38 @@ def effective_trials_of(series, bands: float = CORRELATION_NOISE_BANDS) -> dict[
             overlaps[i, j] = overlaps[j, i] = days
     return {
         "trials": effective_number_of_trials(corr, noise, bands) if n else 0.0,
+        "attempts": n,
+        "correlations": corr,
+        "noise": noise,
+        "overlaps": overlaps,
+    }
+
+
+def _effective_trials_aligned(x: np.ndarray, bands: float) -> dict[str, object]:
+    """``effective_trials_of`` for series on the same days (a T x n matrix), in one go:
+    the same figures as ``trial_correlation`` pair by pair."""
+    t, n = x.shape
+    overlaps = np.full((n, n), float(t))
+    if t < MIN_OVERLAP_DAYS:
+        corr = np.eye(n)
+        return {
+            "trials": effective_number_of_trials(corr, 0.0, bands),
+            "attempts": n,
+            "correlations": corr,
+            "noise": np.zeros((n, n)),
+            "overlaps": overlaps,
+        }
+    sd = x.std(axis=0, ddof=1)
+    flat = sd < 1e-12
+    z = np.where(flat, 0.0, (x - x.mean(axis=0)) / np.where(flat, 1.0, x.std(axis=0)))
+    corr = z.T @ z / t
+    noise = np.sqrt(np.maximum((z**2).T @ (z**2) / t, 0.0) / t)
+    both_flat = np.outer(flat, flat)
+    corr = np.where(both_flat, 1.0, corr)
+    noise = np.where(both_flat, 0.0, noise)
+    np.fill_diagonal(corr, 1.0)
+    return {
+        "trials": effective_number_of_trials(corr, noise, bands),
         "attempts": n,
         "correlations": corr,
         "noise": noise,
