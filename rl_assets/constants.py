@@ -104,9 +104,7 @@ GATE_ACTION_SET = "short_flat_long"  # the positions a promoted policy may take
 GATE_EXECUTION = "next_open"
 # Signals: refuse prices whose last bar is more than this many business days old.
 MAX_SIGNAL_STALENESS_BUSINESS_DAYS = 3
-# Monitoring: the champion is flagged as decayed when its live Sharpe is below the
-# validation Sharpe with this one-sided confidence; fewer live days than this cannot tell.
-DECAY_CONFIDENCE = 0.95
+# Monitoring: no alarm is raised before this many live days (rl_assets/rl/sequential.py).
 MIN_LIVE_DAYS = 20
 # A retrain on decay rolls the splits forward: the last year is validation, the three
 # years before it train.

@@ -151,10 +151,9 @@ def _in_use(mats: dict[str, dict], instrument: str) -> list[str]:
     lines = [line]
     watch = mats.get("champion_performance")
     if watch:
-        verdict = "DECAYED" if watch["decayed"] else "within the band"
+        verdict = "DECAYED" if watch["decayed"] else "edge holding"
         lines.append(
-            f"  monitoring:  live Sharpe {_fmt(watch['live_sharpe'])} over {watch['days']} days "
-            f"after validation, lower bound {_fmt(watch['lower_bound'])}: {verdict}"
+            f"  monitoring:  {verdict} over {watch['days']} live days: {watch.get('reason', '')}"
         )
     return lines
 

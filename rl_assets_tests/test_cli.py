@@ -9,6 +9,7 @@ import yaml
 from dagster import DagsterEventType, DagsterInstance, RunsFilter
 
 from rl_assets.promotion.gate import GATES
+from rl_assets.promotion.ledger import Ledger
 from rl_assets.registry import Registry
 from rl_assets_tests.conftest import (
     ALL_ASSETS,
@@ -84,6 +85,10 @@ def test_cli_materializes_the_whole_graph_per_instrument(tmp_path):
     edge = Registry.for_instrument(artifacts / "registry", EDGE).champion()
     assert edge["version"] == "v0001" and edge["instrument"] == EDGE
     assert Registry.for_instrument(artifacts / "registry", NULL).champion() is None
+    # One attempt each in its instrument's ledger, refused or not, started by hand.
+    for instrument, passed in ((EDGE, True), (NULL, False)):
+        [attempt] = Ledger(artifacts / "registry" / instrument).entries()
+        assert attempt["passed"] == passed and attempt["origin"]["started_by"] == "manual"
 
     summary = subprocess.run(
         [sys.executable, "-m", "rl_assets.summary", "--exit-status", "1"],

@@ -8,6 +8,7 @@ import pytest
 from dagster import DagsterRunStatus, RunsFilter
 
 from rl_assets.automation.decay import DECAY_SENSOR
+from rl_assets.promotion.ledger import Ledger
 from rl_assets_tests.conftest import TINY_RUN_CONFIG, materialize_command, register_instruments
 from rl_assets_tests.daemon_harness import (
     DEADLINE_SECONDS,
@@ -100,6 +101,16 @@ def test_a_decayed_champion_is_retrained_once_by_the_daemon(tmp_path):
                 why_failed(instance, run.run_id)
             )
             assert current["version"] == "v0001"
+        # Two attempts in the ledger: the promotion from the CLI, then the decay retrain,
+        # which was judged counting the first.
+        first_attempt, retrain = Ledger(daemon.artifacts / "registry" / fading).entries()
+        assert first_attempt["origin"]["started_by"] == "manual"
+        assert retrain["origin"] == {
+            "judged_by_run": run.run_id,
+            "started_by": f"sensor {DECAY_SENSOR}",
+            "run_key": run.tags["dagster/run_key"],
+        }
+        assert retrain["attempts"] == 2
         assert daemon.logs_mention("database is locked") == []
     left = processes_of(daemon.home)
     assert left == [], f"outlived the test: {describe(left)}"

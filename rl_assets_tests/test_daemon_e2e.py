@@ -11,6 +11,7 @@ from dagster import DagsterEventType, DagsterRunStatus
 from rl_assets.automation.jobs import CONFIG_TAG, CONTENT_TAG, config_digest
 from rl_assets.data.sources import symbol_digests
 from rl_assets.promotion.gate import GATES
+from rl_assets.promotion.ledger import Ledger
 from rl_assets_tests.conftest import PIPELINE_ASSETS, TINY_RUN_CONFIG, step_window
 from rl_assets_tests.daemon_harness import (
     DEADLINE_SECONDS,
@@ -180,6 +181,13 @@ def test_dropped_files_become_instruments_each_retrained_gated_and_signalled_on_
             if (window := step_window(instance, runs[key].dagster_run.run_id, "trained_policy"))
         }
         assert len(trainings) == 5, trainings  # every run but BROKEN's trained
+        # Every trained candidate is one attempt in its own instrument's ledger, recorded as
+        # started by the sensor (BBB twice: two contents).
+        for instrument, count in {"SPY": 1, "AAA": 1, "BBB": 2, "RW": 1}.items():
+            attempts = Ledger(daemon.artifacts / "registry" / instrument).entries()
+            assert len(attempts) == count, (instrument, attempts)
+            assert {a["origin"]["started_by"] for a in attempts} == {f"sensor {SENSOR}"}
+            assert [a["attempts"] for a in attempts] == list(range(1, count + 1))
         ordered = sorted(trainings.values())
         for (_, end), (start, _) in zip(ordered, ordered[1:], strict=False):
             assert start >= end, f"two trainings overlapped: {trainings}"

@@ -7,6 +7,7 @@ import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance
 
 from rl_assets.definitions import defs
+from rl_assets.promotion.ledger import Ledger
 from rl_assets.registry import Registry
 from rl_assets_tests.conftest import ALL_ASSETS, EDGE, NULL, TINY_RUN_CONFIG
 
@@ -88,6 +89,19 @@ def test_a_passing_gate_materializes_everything_and_promotes(passing_run, artifa
     assert champion["cost_model"] == report["cost_model"]
     assert champion["thresholds"] == report["thresholds"]
     assert {g["name"] for g in champion["gates"]} == {g["name"] for g in report["gates"]}
+    # One attempt in the ledger, though the report and promoted_policy both judged it.
+    [attempt] = ledger(artifacts, EDGE)
+    assert attempt["key"] == champion["source_checkpoint"] == champion["ledger_key"]
+    assert attempt["passed"] and attempt["attempts"] == 1 and attempt["trials"] == 1.0
+    assert attempt["origin"]["judged_by_run"] == passing_run.run_id
+    assert attempt["origin"]["started_by"] == "manual"
+    assert attempt["skill_returns"] == champion["skill_returns"]
+    assert len(attempt["skill_returns"]["values"]) == report["walk_forward"]["pooled"]["days"]
+    assert champion["data_through"] == "2024-06-28"
+
+
+def ledger(artifacts, instrument: str) -> list[dict]:
+    return Ledger(Registry.for_instrument(artifacts / "registry", instrument).root).entries()
 
 
 def test_the_report_has_baselines_gates_and_the_walk_forward_evidence(passing_run, artifacts):
@@ -96,7 +110,7 @@ def test_the_report_has_baselines_gates_and_the_walk_forward_evidence(passing_ru
     assert report["validation"]["flat"]["sharpe"] == 0.0
     assert report["validation"]["flat"]["trades"] == 0
     assert report["verdict"] == "passes every gate" and report["passed"]
-    assert [g["name"] for g in report["gates"]][-1] == "beats_champion"
+    assert [g["name"] for g in report["gates"]][-2:] == ["beats_champion", "q_value_within_limit"]
     plan = passing_run.output_for_node("walk_forward")
     evidence = report["walk_forward"]
     assert 0.0 <= evidence["pooled"]["dsr"] <= 1.0
@@ -111,6 +125,7 @@ def test_the_report_has_baselines_gates_and_the_walk_forward_evidence(passing_ru
     assert "The procedure out of sample (walk-forward)" in md
     assert f"{evidence['pooled']['years']:.1f} years of pooled test evidence" in md
     assert "| beats_buy_and_hold |" in md and "**Verdict: passes every gate.**" in md
+    assert "## Every attempt counted" in md and "This is attempt 1 judged" in md
     assert (folder / "validation.png").stat().st_size > 10_000
     assert (folder / "walk_forward.png").stat().st_size > 10_000
 
@@ -130,6 +145,12 @@ def test_a_refused_candidate_still_gets_its_report_and_changes_no_champion(refus
     assert Registry.for_instrument(artifacts / "registry", NULL).champion() is None
     edge = Registry.for_instrument(artifacts / "registry", EDGE).champion()
     assert edge["version"] == "v0001"
+    # Refused attempts are counted too, each in its own instrument's ledger.
+    [attempt] = ledger(artifacts, NULL)
+    assert not attempt["passed"] and attempt["failed"] == [
+        g["name"] for g in report["gates"] if not g["passed"]
+    ]
+    assert len(ledger(artifacts, EDGE)) == 1
 
 
 def test_promoted_policy_alone_refuses_a_candidate_that_failed_the_gate(
@@ -143,6 +164,8 @@ def test_promoted_policy_alone_refuses_a_candidate_that_failed_the_gate(
     message = failure_message(alone)
     assert "refused" in message and "The champion is unchanged (none yet)" in message
     assert Registry.for_instrument(artifacts / "registry", NULL).versions() == []
+    # It judged the same candidate again: still one attempt.
+    assert len(ledger(artifacts, NULL)) == 1
 
 
 def test_a_re_split_candidate_is_refused_naming_both_versions(passing_run, instance, artifacts):
@@ -187,3 +210,45 @@ def test_metadata_floats_are_rounded_for_reading_and_the_json_keeps_full_precisi
     assert report["validation_sharpe"] == round(full, 3) and full != round(full, 3)
     policy = shown("trained_policy")
     assert policy["best_validation_sharpe"] == round(policy["best_validation_sharpe"], 3)
+
+
+def test_a_scheduled_retrain_is_one_more_attempt_in_the_ledger(
+    passing_run, instance, artifacts, tmp_path, monkeypatch
+):
+    """The weekly schedule's request for the instrument, run as the daemon runs it (its
+    config and tags, and the schedule's name): one more attempt, recorded with its origin
+    and judged against the one before it. Last in this module: it may promote."""
+    import yaml
+    from dagster import build_schedule_context
+
+    from rl_assets.automation.jobs import (
+        RETRAIN_RUN_CONFIG_ENV_VAR,
+        retrain_job,
+        weekly_retrain_schedule,
+    )
+    from rl_assets.resources import ArtifactStoreResource
+
+    extra = tmp_path / "retrain.yaml"
+    extra.write_text(yaml.safe_dump({"ops": {**TINY_RUN_CONFIG["ops"], "raw_prices": {
+        "config": {"end": "2024-07-31"}}, "trading_signal": {"config": {"as_of": "2024-07-31"}}}}))  # fmt: skip
+    monkeypatch.setenv(RETRAIN_RUN_CONFIG_ENV_VAR, str(extra))
+    context = build_schedule_context(
+        instance=instance, resources={"artifacts": ArtifactStoreResource(root=str(artifacts))}
+    )
+    [request] = [r for r in weekly_retrain_schedule(context) if r.partition_key == EDGE]
+    result = defs.resolve_job_def(retrain_job.name).execute_in_process(
+        run_config=request.run_config,
+        instance=instance,
+        partition_key=EDGE,
+        tags={**request.tags, "dagster/schedule_name": "weekly_retrain_schedule"},
+        raise_on_error=False,
+    )
+    assert "validation_report" in materialized(result), failure_message(result)
+    first, second = ledger(artifacts, EDGE)
+    assert second["origin"]["started_by"] == "schedule weekly_retrain_schedule"
+    assert second["origin"]["judged_by_run"] == result.run_id
+    assert second["attempts"] == 2 and 1.0 <= second["trials"] <= 2.0
+    report = result.output_for_node("validation_report")
+    assert report["attempts"] == 2
+    champion_gate = next(g for g in report["gates"] if g["name"] == "beats_champion")
+    assert "shared test days" in champion_gate["reason"]  # paired with v0001's evidence

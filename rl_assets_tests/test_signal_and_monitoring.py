@@ -1,6 +1,6 @@
 """The champion in use: its signal equals a hand rollout, refusals leave no signal, the record
 is atomic; monitoring flags an edge that disappears and not one that persists; decay retrains
-once per data version."""
+are spaced by new data."""
 
 import copy
 import json
@@ -209,43 +209,62 @@ def test_the_decay_check_fails_where_the_edge_disappears_and_passes_where_it_per
     assert not Registry.for_instrument(artifacts / "registry", EDGE).champion_decayed()
 
 
-def test_the_decay_sensor_requests_one_run_per_data_version(fading_watch, instance, artifacts):
+def test_decay_retrains_are_spaced_by_new_data(fading_watch, instance, artifacts):
+    """One retrain per data version, and after a retrain of a champion the next waits for
+    RL_ASSETS_DECAY_RETRAIN_SPACING_DAYS (21) business days of new data: a champion whose
+    candidates keep being refused is not retrained on every new bar."""
+    import pandas as pd
+    from dagster import DagsterRun, DagsterRunStatus
+
+    from rl_assets.automation.decay import CHAMPION_TAG, THROUGH_TAG
+
     resources = {"artifacts": ArtifactStoreResource(root=str(artifacts))}
 
     def tick():
         context = build_sensor_context(instance=instance, resources=resources)
         result = champion_decay_sensor(context)
-        return list(result.run_requests or [])
+        skipped = result.skip_reason.skip_message if result.skip_reason else ""
+        return list(result.run_requests or []), str(skipped)
 
-    [request] = tick()
+    def launched(run_id: str, tags: dict, through: str, run_key: str) -> None:
+        """What the daemon does with a request: a run carrying its tags."""
+        instance.add_run(
+            DagsterRun(
+                job_name="retrain_job",
+                run_id=run_id,
+                tags={**tags, THROUGH_TAG: through, "dagster/run_key": run_key,
+                      "dagster/sensor_name": DECAY_SENSOR, "dagster/partition": FADING},
+                status=DagsterRunStatus.SUCCESS,
+            )
+        )  # fmt: skip
+
+    [request], _ = tick()
     assert request.partition_key == FADING
-    data_version = fading_watch.output_for_node("champion_performance")["data_version"]
+    watched = fading_watch.output_for_node("champion_performance")
+    data_version = watched["data_version"]
     assert request.run_key == f"decay:{FADING}:v0001:{data_version}"
+    assert request.tags[CHAMPION_TAG] == "v0001"
+    through = request.tags[THROUGH_TAG]
+    assert through == watched["through"]
     split = request.run_config["ops"]["price_splits"]["config"]
     assert split == {"validation_days": 252, "train_days": 756}
-    # The daemon creates the run; with the data unchanged nothing more is requested.
-    from dagster import DagsterRun, DagsterRunStatus
-
-    instance.add_run(
-        DagsterRun(
-            job_name="retrain_job",
-            run_id="decay-retrain",
-            tags={**request.tags, "dagster/run_key": request.run_key,
-                  "dagster/sensor_name": DECAY_SENSOR, "dagster/partition": FADING},
-            status=DagsterRunStatus.SUCCESS,
-        )
-    )  # fmt: skip
-    assert tick() == []
-    assert tick() == []
-    # New bars: a new data version, and the check still fails: one more run.
-    newer = copy.deepcopy(TINY_RUN_CONFIG)
-    newer["ops"]["raw_prices"] = {"config": {"end": "2026-06-30"}}
-    result = run(
-        instance, FADING, [AssetKey("raw_prices"), AssetKey("champion_performance")], newer
-    )
-    assert not check(result, "champion_performance_within_expected_band").passed
-    [again] = tick()
-    assert again.run_key != request.run_key and again.run_key.startswith(f"decay:{FADING}:v0001:")
+    # A retrain of this champion on data 30 business days older: the data has moved on
+    # enough since, so this data gets its retrain.
+    month_ago = str((pd.Timestamp(through) - pd.offsets.BDay(30)).date())
+    launched("decay-older", request.tags, month_ago, f"decay:{FADING}:v0001:older")
+    [again], _ = tick()
+    assert again.run_key == request.run_key
+    # One on data 5 business days older (the candidate was refused): too recent; the
+    # sensor says why and requests nothing, however often it ticks.
+    week_ago = str((pd.Timestamp(through) - pd.offsets.BDay(5)).date())
+    launched("decay-recent", request.tags, week_ago, f"decay:{FADING}:v0001:recent")
+    for _ in range(2):
+        requests, skipped = tick()
+        assert requests == [] and "waits for 21 business days of new data (5 so far)" in skipped
+    # The retrain on this very data: deduplicated by its run key.
+    launched("decay-this", request.tags, through, request.run_key)
+    requests, skipped = tick()
+    assert requests == [] and "already retrained on this data (decay-this)" in skipped
 
 
 WRITER = """

@@ -284,6 +284,10 @@ def test_minimum_track_record_infinite_at_or_below_benchmark():
         (4, 1.0293753730),
         (5, 1.1629644736),
         (10, 1.5387527308),
+        # Large N: Harter (1961) tabulates 2.50759 and 3.24144 (skfolio's
+        # expected_max_sharpe_ratio uses the Bailey-Lopez de Prado approximation of these).
+        (100, 2.5075936364),
+        (1000, 3.2414357691),
     ],
 )
 def test_expected_max_standard_normal_known_values(n, expected):

@@ -262,7 +262,9 @@ def walk_forward_evidence(
             "skill_sharpe": display.ratio(p["skill_sharpe"]),
             "policy_sharpe": display.ratio(p["policy_sharpe"]),
             "buy_and_hold_sharpe": display.ratio(p["buy_and_hold_sharpe"]),
-            "deflated_sharpe": display.ratio(p["dsr"]),
+            # One procedure, before the instrument's other attempts are counted (the report
+            # and the gate deflate it by the trial ledger).
+            "probabilistic_sharpe": display.ratio(p["dsr"]),
             "years_needed": display.ratio(p["min_track_record_years"]),
             "summary": sentence,
             "evidence": dg.MetadataValue.md(evidence_table(value)),

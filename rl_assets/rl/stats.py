@@ -206,46 +206,6 @@ def sharpe_standard_error(returns) -> tuple[float, float, int]:
     return sharpe, math.sqrt(max(variance, 0.0)), n
 
 
-def sharpe_decay_test(
-    live, validation, confidence: float = 0.95, trials: int = 1
-) -> dict[str, float]:
-    """Is the live Sharpe ratio significantly below what the validation one implies?
-
-    Two independent Sharpe estimates: z = (SR_live - SR_expected) / sqrt(se_live^2 +
-    se_val^2), both standard errors PSR-style (skewness and kurtosis included). The
-    validation figure is the best of the ``trials`` iterations early stopping chose among, so
-    it is biased upward by selection: the expected live Sharpe is the validation Sharpe
-    minus the expected best of that many unskilled trials (the gate's Deflated Sharpe
-    benchmark, see ``deflated_sharpe_against_noise``), floored at 0 (or at the validation
-    Sharpe if that was negative). It is also itself an estimate over a few hundred days, so the bound widens with its
-    error as well as with the live one. ``decayed`` when z is below the one-sided
-    ``confidence`` quantile. Annual units in the result.
-    """
-    from scipy import stats
-
-    live_sr, live_se, live_n = sharpe_standard_error(live)
-    val_sr, val_se, val_n = sharpe_standard_error(validation)
-    scale = math.sqrt(TRADING_DAYS)
-    variance = null_trial_variance(val_n)
-    selection = expected_max_sharpe_from_variance(variance, int(trials)) / scale
-    expected = min(val_sr, max(val_sr - selection, 0.0))
-    se = math.sqrt(live_se**2 + val_se**2)
-    critical = float(stats.norm.ppf(confidence))
-    z = (live_sr - expected) / se if math.isfinite(se) and se > 0 else 0.0
-    return {
-        "live_sharpe": live_sr * scale,
-        "validation_sharpe": val_sr * scale,
-        "expected_sharpe": expected * scale,
-        "selection_bias": (val_sr - expected) * scale,
-        "lower_bound": (expected - critical * se) * scale if math.isfinite(se) else -math.inf,
-        "z": z,
-        "critical_z": -critical,
-        "live_days": live_n,
-        "validation_days": val_n,
-        "decayed": bool(z < -critical),
-    }
-
-
 def long_run_variance_ratio(returns, lags: int | None = None) -> float:
     """Long-run variance of ``returns`` over their plain variance (1 for serially
     uncorrelated returns, above 1 when they trend, below 1 when they mean-revert).
