@@ -95,9 +95,10 @@ def test_two_cli_runs_at_once_each_judge_their_own_candidate(tmp_path):
         first, second = history
         assert second["replaced"] == first["version"]
         assert second["champion_comparison"]["passed"]
-        assert second["champion_comparison"]["observed"] >= second["thresholds"][
-            "min_confidence_over_champion"
-        ]
+        assert (
+            second["champion_comparison"]["observed"]
+            >= second["thresholds"]["min_confidence_over_champion"]
+        )
     assert registry.champion()["source_checkpoint"] == history[-1]["source_checkpoint"]
     # Both runs recorded their attempt (each judged it twice: once), and whichever was
     # judged second counted the first.
