@@ -477,7 +477,9 @@ def trial_correlation(a, b, min_overlap: int = MIN_OVERLAP_DAYS) -> tuple[float,
 
 
 def effective_number_of_trials(
-    correlations: np.ndarray, noise: np.ndarray | float = 0.0, bands: float = CORRELATION_NOISE_BANDS
+    correlations: np.ndarray,
+    noise: np.ndarray | float = 0.0,
+    bands: float = CORRELATION_NOISE_BANDS,
 ) -> float:
     """How many independent trials ``n`` correlated ones are worth, for the Deflated Sharpe.
 
