@@ -63,7 +63,12 @@ def test_dropped_files_become_instruments_each_retrained_gated_and_signalled_on_
         ("BBB", bbb_v2): (strict, False),
     }
 
-    daemon = Daemon(tmp_path)
+    # Two runs at a time (the deployment allows 4): enough to show runs overlap while
+    # trainings take turns. Each run queued behind the training pool keeps a step process
+    # polling for its slot at about a third of a core (Dagster 1.13, SQLite); with four
+    # runs, three such pollers starved the niced Ray workers of the run that held the slot,
+    # and six tiny runs took over 18 minutes on 2 cores.
+    daemon = Daemon(tmp_path, max_concurrent_runs=2)
     deadline = time.monotonic() + DEADLINE_SECONDS
     with daemon.running():
         instance = daemon.instance
