@@ -169,18 +169,32 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run_simulated(replications: dict[str, int], seed: int) -> dict[str, Any]:
+def _replications(rho: float, count: int, seed: list[int]) -> list[dict[str, Any]]:
+    """``count`` replications from one random stream (one worker's share)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(count):
+        root = Path(tempfile.mkdtemp(prefix="rl_assets_attempts_"))
+        try:
+            rows.append(one_replication(rng, rho, root))
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    return rows
+
+
+def run_simulated(replications: dict[str, int], seed: int, workers: int = 1) -> dict[str, Any]:
+    from concurrent.futures import ProcessPoolExecutor
+
     out = {}
     for name, rho in SCENARIOS.items():
-        rng = np.random.default_rng(seed + int(rho * 100))
-        rows = []
         started = time.perf_counter()
-        for _ in range(replications[name]):
-            root = Path(tempfile.mkdtemp(prefix="rl_assets_attempts_"))
-            try:
-                rows.append(one_replication(rng, rho, root))
-            finally:
-                shutil.rmtree(root, ignore_errors=True)
+        # Each worker its own independent stream (SeedSequence spawn keys), deterministic.
+        shares = [replications[name] // workers + (i < replications[name] % workers)
+                  for i in range(workers)]  # fmt: skip
+        seeds = [[seed, int(rho * 100), i] for i in range(workers)]
+        with ProcessPoolExecutor(workers) as pool:
+            rows = [r for part in pool.map(_replications, [rho] * workers, shares, seeds)
+                    for r in part]  # fmt: skip
         out[name] = {
             "rho": rho,
             **summarize(rows),
@@ -318,24 +332,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replications", type=int, default=2000)
     parser.add_argument("--attempts", type=int, default=ATTEMPTS)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="processes for --simulated")
     parser.add_argument("--render-only", action="store_true")
+    parser.add_argument("--out", type=Path, default=OUT, help="results JSON (merged into)")
     parser.add_argument("--results-md", type=Path, default=None)
     args = parser.parse_args(argv)
-    results = json.loads(OUT.read_text()) if OUT.exists() else {}
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
     command = " ".join(
         shlex.quote(a) for a in [".venv/bin/python", "-m", __spec__.name, *sys.argv[1:]]
     )
     if not args.render_only:
         if args.simulated:
-            reps = {"independent": args.replications, "half-shared": max(args.replications // 2, 1)}
-            results["simulated"] = run_simulated(reps, args.seed)
+            reps = {name: args.replications for name in SCENARIOS}
+            results["simulated"] = run_simulated(reps, args.seed, args.workers)
         if args.real:
             results["real"] = run_real(args.attempts, args.seed)
         results["meta"] = {
             "command": command,
             "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
-        OUT.write_text(json.dumps(results, indent=1, default=float) + "\n")
+        args.out.write_text(json.dumps(results, indent=1, default=float) + "\n")
     section = render(results)
     print(section)
     if args.results_md:
