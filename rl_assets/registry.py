@@ -47,10 +47,11 @@ class PromotionRefused(RuntimeError):
 
 
 @contextlib.contextmanager
-def file_lock(directory: Path) -> Iterator[None]:
-    """One writer at a time across processes (an flock on ``directory/.lock``)."""
+def file_lock(directory: Path, name: str = ".lock") -> Iterator[None]:
+    """One writer at a time across processes (an flock on ``directory/name``)."""
+    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as lock:
+    with open(directory / name, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -113,21 +114,10 @@ class Registry:
         return sorted(p.name for p in self.versions_dir.iterdir() if checkpoints.is_complete(p))
 
     def history(self) -> list[dict[str, Any]]:
-        if not self.history_file.exists():
-            return []
-        events = []
-        for line in self.history_file.read_text().splitlines():
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:  # a torn last line from a killed writer
-                continue
-        return events
+        return checkpoints.read_jsonl(self.history_file)
 
     def _append_history(self, event: dict[str, Any]) -> None:
-        with open(self.history_file, "a") as f:
-            f.write(json.dumps(event, default=str, sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        checkpoints.append_jsonl(self.history_file, event)
 
     def promote(
         self,

@@ -28,8 +28,6 @@ line, and the lane's history records it.
 """
 
 import contextlib
-import fcntl
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -39,21 +37,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rl_assets.registry import file_lock
+from rl_assets.rl.checkpoints import append_jsonl, read_jsonl
 from rl_assets.rl.stats import benjamini_hochberg, effective_trials_of
 
 LEDGER_FILE = "ledger.jsonl"
 LOCK_FILE = ".ledger.lock"
-
-
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / LOCK_FILE, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def series_of(entry: dict[str, Any]) -> pd.Series:
@@ -85,21 +74,13 @@ class Ledger:
     def locked(self) -> Iterator[None]:
         """Hold the ledger: judge and append in one step, so no two candidates are judged
         without seeing each other."""
-        with _locked(self.root):
+        with file_lock(self.root, LOCK_FILE):
             yield
 
     def lines(self) -> list[dict[str, Any]]:
         """Every line, resets included, oldest first. A torn last line (a killed writer) is
         skipped."""
-        if not self.file.exists():
-            return []
-        out = []
-        for line in self.file.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return out
+        return read_jsonl(self.file)
 
     def entries(self) -> list[dict[str, Any]]:
         """The attempts since the last reset."""
@@ -115,11 +96,7 @@ class Ledger:
         return next((e for e in self.entries() if e["key"] == key), None)
 
     def _append(self, line: dict[str, Any]) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.file, "a") as f:
-            f.write(json.dumps(line, default=str, sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        append_jsonl(self.file, line)
 
     def record(
         self, entry: dict[str, Any], entries: list[dict[str, Any]] | None = None

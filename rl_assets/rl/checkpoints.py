@@ -12,6 +12,31 @@ MANIFEST = "manifest.json"
 TMP_MARK = ".tmp-"
 
 
+def read_jsonl(path: Path) -> list[Any]:
+    """Every JSON line of ``path`` (none if it does not exist); a torn line, as a writer
+    killed mid-append leaves, is skipped."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def append_jsonl(path: Path, payload: Any) -> None:
+    """Append one JSON line to ``path`` and fsync it (callers hold the file's lock)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(payload, default=str, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def write_json_atomically(path: Path, payload: Any) -> None:
     """Write JSON to ``path`` so a reader sees the old file or the new one, never half."""
     path = Path(path)
