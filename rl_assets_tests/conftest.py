@@ -367,9 +367,14 @@ def local_ray():
     """One local Ray for the whole session; training code reuses an initialised Ray."""
     import ray
 
+    from rl_assets.rl.local_ray import SYSTEM_CONFIG
+
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(
+            address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+            _system_config=SYSTEM_CONFIG,
+        )  # fmt: skip
     session_dir = Path(ray._private.worker._global_node.get_session_dir_path())
     assert session_dir.is_relative_to(os.environ["RAY_TMPDIR"]), session_dir
     yield ray

@@ -29,6 +29,12 @@ print("RESULT " + json.dumps({"ray": out["ray"], "iterations": out["iterations"]
                               "runners": out["num_env_runners"]}))
 """
 PROBE = "import ray; ray.init(); print('CPU', ray.cluster_resources().get('CPU'))"
+# The niceness of a Ray task's worker: Ray's default ranks workers 15 below their starter.
+NICENESS = "import os, ray; print('NICE', ray.get(ray.remote(lambda: os.nice(0)).remote()))"
+SESSION_NICENESS = (
+    "import ray; from rl_assets.rl.training import ray_session\n"
+    f"with ray_session(num_cpus=1):\n    exec({NICENESS!r})"
+)
 
 
 def local_ray_cli(root: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -73,8 +79,10 @@ def test_long_lived_local_ray_serves_runs_requires_its_token_and_stops_alone(tmp
         assert result["runners"] == 1 and result["iterations"] >= 5
         assert (tmp_path / "ckpt" / "best.json").exists()
         # Training left the cluster running; `up` again joins it instead of starting one.
-        probe = run(PROBE, env, timeout=120)
+        probe = run(PROBE + "; " + NICENESS, env, timeout=120)
         assert probe.returncode == 0 and "CPU 2.0" in probe.stdout, probe.stderr[-2000:]
+        # Its workers (the folds' trainings) run at the priority of who started it.
+        assert f"NICE {os.nice(0)}" in probe.stdout, probe.stdout
         again = local_ray_cli(tmp_path, "up")
         assert again.returncode == 0 and "already running" in again.stdout
         assert local_ray_cli(tmp_path, "status").returncode == 0
@@ -90,3 +98,13 @@ def test_long_lived_local_ray_serves_runs_requires_its_token_and_stops_alone(tmp
     assert not Path(state["temp_dir"]).exists()
     assert not (tmp_path / ".ray_address").exists() and not (tmp_path / ".ray_env").exists()
     assert local_ray_cli(tmp_path, "status").returncode == 1
+
+
+def test_a_private_ray_runs_its_workers_at_the_priority_of_its_run():
+    """Beside any busy process at normal priority, workers at Ray's default niceness (15) got
+    a few percent of a core: one tiny run's walk-forward folds took 150 s instead of 10."""
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    proc = run(SESSION_NICENESS, env, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"NICE {os.nice(0)}" in proc.stdout, proc.stdout

@@ -34,6 +34,7 @@ import numpy as np
 from rl_assets.rl import checkpoints
 from rl_assets.rl.early_stopping import EarlyStopping
 from rl_assets.rl.env import VectorTradingEnv, constant_policy, rollout
+from rl_assets.rl.local_ray import SYSTEM_CONFIG
 from rl_assets.rl.metrics import sharpe_ratio
 from rl_assets.rl.quiet import quiet_rllib
 
@@ -287,6 +288,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         num_cpus=num_cpus or os.cpu_count() or 1,
         include_dashboard=False,
         log_to_driver=False,
+        _system_config=SYSTEM_CONFIG,  # workers at this process's priority (local_ray)
     )
     # If this process is killed, the watchdog kills the Ray processes it started.
     reaper = subprocess.Popen(
