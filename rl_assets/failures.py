@@ -13,7 +13,9 @@ DATA = "data"
 CONFIG = "config"
 GATE = "gate"
 NO_CHAMPION = "no_champion"
-DELIBERATE = (DATA, CONFIG, GATE, NO_CHAMPION)
+# A checkpoint's bytes are not those recorded (altered or removed after promotion).
+INTEGRITY = "integrity"
+DELIBERATE = (DATA, CONFIG, GATE, NO_CHAMPION, INTEGRITY)
 
 
 def failure(kind: str, description: str, metadata: dict[str, Any] | None = None) -> dg.Failure:

@@ -2,8 +2,10 @@
 
 Layout under the registry root (``$RL_ASSETS_ARTIFACTS/registry``)::
 
-    <instrument>/versions/v0001/   a complete copy of a promoted checkpoint (manifest.json last)
-    <instrument>/champion.json     the pointer to the instrument's champion, replaced atomically
+    <instrument>/versions/v0001/   a complete copy of a promoted checkpoint (manifest.json last);
+                                   numbers are never reused, even after a folder is removed
+    <instrument>/champion.json     the pointer to the instrument's champion, replaced atomically,
+                                   with the sha256 of the policy that passed the gate
     <instrument>/history.jsonl     one line per promotion, rollback or ledger reset
     <instrument>/ledger.jsonl      the trial ledger: every candidate judged (rl_assets.promotion.ledger)
     <instrument>/monitoring.json   the champion's latest monitoring verdict
@@ -25,6 +27,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +47,13 @@ class PromotionRefused(RuntimeError):
         self.verdict = verdict
         self.champion = champion
         super().__init__(f"{verdict.name}: {verdict.reason} (observed {verdict.observed})")
+
+
+class ChampionUnusable(RuntimeError):
+    """A version's files are gone or are not the bytes that were promoted."""
+
+
+VERSION = re.compile(r"^v(\d+)$")
 
 
 @contextlib.contextmanager
@@ -116,6 +126,53 @@ class Registry:
     def history(self) -> list[dict[str, Any]]:
         return checkpoints.read_jsonl(self.history_file)
 
+    def issued(self) -> list[str]:
+        """Every version ever issued in this lane, by the history (the record), the folders
+        and the pointer, whether or not its folder is still there."""
+        names = {e["version"] for e in self.history() if e.get("event") == "promote"}
+        if self.versions_dir.is_dir():
+            names.update(p.name for p in self.versions_dir.iterdir() if VERSION.match(p.name))
+        champion = self.champion()
+        if champion:
+            names.add(champion["version"])
+        return sorted(names, key=lambda v: int(VERSION.match(v).group(1)))
+
+    def _next_version(self) -> str:
+        """One above the highest ever issued: a removed folder's number is never reused."""
+        issued = self.issued()
+        highest = int(VERSION.match(issued[-1]).group(1)) if issued else 0
+        return f"v{highest + 1:04d}"
+
+    def removed(self) -> list[str]:
+        """Versions issued whose folder is gone (or incomplete): reported, never reissued."""
+        present = set(self.versions())
+        return [v for v in self.issued() if v not in present]
+
+    def verified(self, entry: dict[str, Any]) -> Path:
+        """The folder of the version ``entry`` names (a champion or a version's registry
+        record), after checking that its policy is byte for byte the one promoted."""
+        folder = self.versions_dir / entry["version"]
+        fix = (
+            f"roll back to an intact version (python -m rl_assets.registry --instrument "
+            f"{self.instrument} list; ... rollback vNNNN) or promote a new candidate"
+        )
+        if not checkpoints.is_complete(folder):
+            raise ChampionUnusable(
+                f"{self.instrument}: version {entry['version']} is missing or incomplete at "
+                f"{folder}; {fix}"
+            )
+        expected = entry.get("checkpoint_sha256")
+        if expected:  # promotions before digests were recorded carry none
+            actual = checkpoints.policy_digest(folder)
+            if actual != expected:
+                raise ChampionUnusable(
+                    f"{self.instrument}: version {entry['version']} at {folder} is not the "
+                    f"policy that passed the gate: its files hash to {actual[:12]}, the "
+                    f"promotion recorded {expected[:12]}; they were changed after promotion. "
+                    f"Nothing loads it; {fix}"
+                )
+        return folder
+
     def _append_history(self, event: dict[str, Any]) -> None:
         checkpoints.append_jsonl(self.history_file, event)
 
@@ -124,6 +181,7 @@ class Registry:
         checkpoint: str | Path,
         record: dict[str, Any],
         accept: Callable[[dict[str, Any] | None], Any] | None = None,
+        judged_digest: str | None = None,
     ) -> dict[str, Any]:
         """Copy a complete checkpoint in as the next version and make it the champion.
 
@@ -131,9 +189,20 @@ class Registry:
         place at that moment and returns a verdict (``.passed``); a failed verdict raises
         ``PromotionRefused`` and nothing changes. Two promotions therefore never both judge
         against the same old champion.
+
+        The policy's digest (``checkpoints.policy_digest``) is recorded with the version; it
+        must equal ``judged_digest`` (the candidate the gate judged) when given, and the copy
+        must hash the same, or nothing is promoted.
         """
         checkpoint = Path(checkpoint)
         checkpoints.read_manifest(checkpoint)  # refuses incomplete checkpoints
+        digest = checkpoints.policy_digest(checkpoint)
+        if judged_digest and digest != judged_digest:
+            raise ChampionUnusable(
+                f"{self.instrument}: candidate {checkpoint} hashes to {digest[:12]}, but the "
+                f"gate judged {judged_digest[:12]}: its files changed after it was judged; "
+                "nothing was promoted. Retrain the candidate"
+            )
         with file_lock(self.root):
             champion = self.champion()
             verdict = accept(champion) if accept is not None else None
@@ -141,13 +210,14 @@ class Registry:
                 raise PromotionRefused(verdict, champion)
             checkpoints.remove_stale_temp_dirs(self.versions_dir)
             checkpoints.remove_stale_temp_dirs(self.root)
-            version = f"v{len(self.versions()) + 1:04d}"
+            version = self._next_version()
             dest = self.versions_dir / version
             entry = {
                 **record,
                 "instrument": self.instrument,
                 "version": version,
                 "checkpoint": str(dest),
+                "checkpoint_sha256": digest,
                 "source_checkpoint": str(checkpoint),
                 "replaced": champion["version"] if champion else None,
                 "promoted_at": time.time(),
@@ -158,6 +228,12 @@ class Registry:
             def fill(tmp: Path) -> None:
                 shutil.copytree(checkpoint, tmp, dirs_exist_ok=True)
                 (tmp / checkpoints.MANIFEST).unlink()  # rewritten last by publish_directory
+                if checkpoints.policy_digest(tmp) != digest:
+                    raise ChampionUnusable(
+                        f"{self.instrument}: the copy of {checkpoint} into the registry does "
+                        "not hash as the candidate (it changed while being copied, or the disk "
+                        "is failing); nothing was promoted"
+                    )
 
             manifest = {**checkpoints.read_manifest(checkpoint), "registry": entry}
             checkpoints.publish_directory(dest, fill, manifest)
@@ -195,11 +271,16 @@ class Registry:
         """Point the champion at an earlier version; nothing is deleted."""
         with file_lock(self.root):
             if version not in self.versions():
+                gone = " (its folder was removed)" if version in self.removed() else ""
                 raise ValueError(
                     f"version {version!r} is not in the registry of {self.instrument} at "
-                    f"{self.root}; available: {', '.join(self.versions()) or 'none'}"
+                    f"{self.root}{gone}; available: {', '.join(self.versions()) or 'none'}"
                 )
             manifest = checkpoints.read_manifest(self.versions_dir / version)
+            try:
+                self.verified(manifest["registry"])
+            except ChampionUnusable as err:
+                raise ValueError(f"not rolled back: {err}") from None
             entry = {**manifest["registry"], "rolled_back_at": time.time()}
             checkpoints.write_json_atomically(self.pointer, entry)
             self._append_history({"event": "rollback", **entry})
@@ -282,9 +363,20 @@ def main(argv: list[str] | None = None) -> int:
     registry = Registry(root / instrument)
     if args.command == "list":
         champion = registry.champion()
-        for v in registry.versions():
+        present = set(registry.versions())
+        for v in registry.issued():
             mark = "*" if champion and champion["version"] == v else " "
-            print(f"{mark} {v}")
+            if v not in present:
+                print(f"{mark} {v}  removed: its folder is gone (the number is not reused)")
+                continue
+            try:
+                registry.verified(checkpoints.read_manifest(registry.versions_dir / v)["registry"])
+                state = ""
+            except ChampionUnusable:
+                state = "  ALTERED: its files are not the policy promoted; do not roll back to it"
+            except KeyError:
+                state = ""
+            print(f"{mark} {v}{state}")
         return 0
     if args.command == "ledger":
         from rl_assets.promotion.ledger import Ledger, trial_count

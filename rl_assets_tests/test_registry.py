@@ -4,13 +4,13 @@ import json
 
 import pytest
 
-from rl_assets.registry import PromotionRefused, Registry, lanes, main
+from rl_assets.registry import ChampionUnusable, PromotionRefused, Registry, lanes, main
 from rl_assets.rl import checkpoints
 
 
-def fake_checkpoint(root, name, sharpe):
+def fake_checkpoint(root, name, sharpe, weights=b"w" * 64):
     def fill(tmp):
-        (tmp / "weights.bin").write_bytes(b"w" * 64)
+        (tmp / "weights.bin").write_bytes(weights)
 
     return checkpoints.publish_directory(root / name, fill, {"validation_sharpe": sharpe})
 
@@ -91,10 +91,11 @@ def test_a_torn_history_line_is_skipped(tmp_path):
     assert [e["event"] for e in registry.history()] == ["promote"]
 
 
-def test_checkpoints_outside_the_artifact_store_are_never_loaded(tmp_path):
+def test_checkpoints_outside_the_artifact_store_are_never_loaded(tmp_path, monkeypatch):
     from rl_assets.resources import ArtifactStoreResource
 
-    store = ArtifactStoreResource(root=str(tmp_path / "artifacts"))
+    monkeypatch.setenv("RL_ASSETS_ARTIFACTS", str(tmp_path / "artifacts"))
+    store = ArtifactStoreResource()
     inside = tmp_path / "artifacts" / "runs" / "r1" / "checkpoints" / "iter_0001"
     assert store.trusted(inside) == inside.resolve()
     with pytest.raises(ValueError, match="outside the artifact store.*contain pickles"):
@@ -185,3 +186,59 @@ def test_the_cli_needs_an_instrument_when_there_are_several(tmp_path, capsys):
     assert "choose an instrument with --instrument" in capsys.readouterr().out
     assert main(["--root", str(root), "--instrument", "QQQ", "list"]) == 0
     assert capsys.readouterr().out.strip() == "* v0001"
+
+
+def test_version_numbers_are_never_reused_after_a_folder_is_removed(tmp_path, capsys):
+    import shutil
+
+    registry = Registry(tmp_path / "registry")
+    for i in range(3):
+        registry.promote(fake_checkpoint(tmp_path, f"c{i}", 1.0, bytes([i]) * 8), {})
+    # The highest version's folder removed by hand: its number is not issued again.
+    shutil.rmtree(registry.versions_dir / "v0003")
+    assert registry.promote(fake_checkpoint(tmp_path, "c3", 1.0), {})["version"] == "v0004"
+    # A lower one removed: the next promotion neither collides nor fails.
+    shutil.rmtree(registry.versions_dir / "v0002")
+    assert registry.promote(fake_checkpoint(tmp_path, "c4", 1.0), {})["version"] == "v0005"
+    assert registry.versions() == ["v0001", "v0004", "v0005"]
+    assert registry.removed() == ["v0002", "v0003"]
+    root = str(registry.root.parent)
+    assert main(["--root", root, "--instrument", "registry", "list"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[1] == "  v0002  removed: its folder is gone (the number is not reused)"
+    assert listing[-1] == "* v0005"
+    with pytest.raises(ValueError, match="'v0003' is not in the registry.*folder was removed"):
+        registry.rollback("v0003")
+
+
+def test_the_champion_is_the_policy_promoted_byte_for_byte(tmp_path, capsys):
+    registry = Registry(tmp_path / "registry")
+    candidate = fake_checkpoint(tmp_path, "a", 1.0)
+    digest = checkpoints.policy_digest(candidate)
+    entry = registry.promote(candidate, {})
+    # Recorded with the version, and the same for the candidate and its registry copy
+    # (whose manifest differs: it adds the promotion).
+    assert entry["checkpoint_sha256"] == digest == registry.champion()["checkpoint_sha256"]
+    assert checkpoints.content_digest(candidate) != checkpoints.content_digest(
+        registry.versions_dir / "v0001"
+    )
+    assert registry.verified(registry.champion()) == registry.versions_dir / "v0001"
+    registry.promote(fake_checkpoint(tmp_path, "b", 1.0, b"b" * 64), {})
+    # Bytes flipped inside the v0002's weights after promotion: nothing loads it.
+    weights = registry.versions_dir / "v0002" / "weights.bin"
+    weights.write_bytes(b"b" * 63 + b"X")
+    with pytest.raises(ChampionUnusable, match="v0002 .* is not the policy that passed the gate"):
+        registry.verified(registry.champion())
+    root = str(registry.root.parent)
+    assert main(["--root", root, "--instrument", "registry", "list"]) == 0
+    assert "* v0002  ALTERED" in capsys.readouterr().out
+    # Rolled back to the intact v0001; back to the altered v0002 is refused.
+    registry.rollback("v0001")
+    with pytest.raises(ValueError, match="not rolled back: .*v0002"):
+        registry.rollback("v0002")
+    assert registry.champion()["version"] == "v0001"
+    # A candidate changed after the gate judged it is not promoted.
+    judged = fake_checkpoint(tmp_path, "c", 1.0, b"c" * 64)
+    with pytest.raises(ChampionUnusable, match="changed after it was judged"):
+        registry.promote(judged, {}, judged_digest=digest)
+    assert registry.champion()["version"] == "v0001" and registry.removed() == []

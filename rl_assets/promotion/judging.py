@@ -21,6 +21,7 @@ from rl_assets.promotion.gate import (
 from rl_assets.promotion.ledger import Ledger, skill_record, trial_count, universe_q_values
 from rl_assets.registry import Registry
 from rl_assets.resources import ArtifactStoreResource, GateResource
+from rl_assets.rl import checkpoints
 from rl_assets.rl.env import bars
 
 Q_PERIOD_ENV_VAR = "RL_ASSETS_Q_VALUE_PERIOD_DAYS"
@@ -84,6 +85,8 @@ def ledger_entry(
     candidate, wf = evidence.candidate, m.walk_forward
     return {
         "key": candidate_key(candidate),
+        # The bytes judged: promotion copies only a candidate that still hashes so.
+        "checkpoint_sha256": checkpoints.policy_digest(candidate["checkpoint"]),
         "run_id": candidate.get("provenance", {}).get("run_id", ""),
         "data_version": candidate.get("data_version", ""),
         "procedure_digest": m.candidate_procedure,

@@ -112,6 +112,12 @@ class Ledger:
         self._append(line)
         return line, True
 
+    def trial(self, key: str) -> dict[str, Any] | None:
+        """The first judgment of the candidate ``key`` (across resets), or None."""
+        return next(
+            (e for e in self.lines() if e.get("event") == "trial" and e.get("key") == key), None
+        )
+
     def reset(self, reason: str, by: str = "") -> dict[str, Any]:
         """Start counting again (a new procedure or universe). Nothing is deleted."""
         if not reason.strip():

@@ -115,13 +115,25 @@ def remove_stale_temp_dirs(root: Path) -> list[Path]:
 
 def content_digest(directory: Path) -> str:
     """sha256 over every file's relative path and bytes, in a fixed order: the identity of a
-    checkpoint's contents wherever it is copied."""
+    directory's contents wherever it is copied."""
+    return _digest(Path(directory), skip=())
+
+
+def policy_digest(checkpoint: Path) -> str:
+    """``content_digest`` of a checkpoint without its manifest: the policy's own bytes, the
+    same for a candidate and its copy in the registry (whose manifest adds the promotion)."""
+    return _digest(Path(checkpoint), skip=(Path(MANIFEST),))
+
+
+def _digest(directory: Path, skip: tuple[Path, ...]) -> str:
     import hashlib
 
-    directory = Path(directory)
     digest = hashlib.sha256()
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(directory)).encode() + b"\0")
+        relative = path.relative_to(directory)
+        if relative in skip:
+            continue
+        digest.update(str(relative).encode() + b"\0")
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
