@@ -25,6 +25,7 @@ def test_num_cpus_reaches_the_local_ray(monkeypatch, tmp_path):
         raise Stop
 
     monkeypatch.setattr(training, "train_ppo", fake_train_ppo)
+    monkeypatch.setenv("RL_ASSETS_ARTIFACTS", str(tmp_path))
     prices = generate_prices("2019-01-01", "2023-12-31")
     train, validation = split_by_dates(prices, SplitConfig())
     sampling = EpisodesConfig().model_dump()
@@ -32,7 +33,7 @@ def test_num_cpus_reaches_the_local_ray(monkeypatch, tmp_path):
         trained_policy(
             dg.build_asset_context(partition_key="SPY"),
             TrainingConfig(),
-            ArtifactStoreResource(root=str(tmp_path)),
+            ArtifactStoreResource(),
             RayResource(num_cpus=1),
             GateResource(),
             train,
@@ -62,3 +63,41 @@ def test_num_cpus_reaches_the_local_ray(monkeypatch, tmp_path):
     with rl_training.ray_session(None, 1) as mode:
         assert mode == "local"
     assert started["num_cpus"] == 1 and started["address"] == "local" and started["stopped"]
+
+
+STUBBORN = (
+    "import signal, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(120)\n"
+)
+
+
+def test_ray_session_survives_a_watchdog_that_ignores_sigterm(monkeypatch, caplog):
+    """The work succeeded; a watchdog slow to exit is killed and logged, never raised."""
+    import subprocess
+
+    class FakeRay:
+        is_initialized = staticmethod(lambda: False)
+        init = staticmethod(lambda **kwargs: None)
+        shutdown = staticmethod(lambda: None)
+
+    spawned = []
+    popen = subprocess.Popen
+
+    def stubborn_watchdog(args, **kwargs):
+        proc = popen([sys.executable, "-c", STUBBORN], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"  # SIGTERM is ignored from here on
+        spawned.append(proc)
+        return proc
+
+    monkeypatch.setitem(sys.modules, "ray", FakeRay)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(rl_training.subprocess, "Popen", stubborn_watchdog)
+    monkeypatch.setattr(rl_training, "WATCHDOG_EXIT_SECONDS", 0.5)
+    with caplog.at_level("WARNING"), rl_training.ray_session(None, 1) as mode:
+        assert mode == "local"
+    [watchdog] = spawned
+    assert watchdog.returncode == -9  # killed, after ignoring SIGTERM
+    assert "did not exit within 0 s of SIGTERM; killed it" in caplog.text
+    watchdog.stdout.close()
