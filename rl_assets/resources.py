@@ -29,18 +29,36 @@ def default_artifacts_root() -> str:
     )
 
 
-class ArtifactStoreResource(dg.ConfigurableResource):
-    """Checkpoints, reports, asset values and the champion registry live under ``root``.
+def deployment_root(root: str, where: str) -> Path:
+    """The artifact store: $RL_ASSETS_ARTIFACTS, else ``<repo>/artifacts``, read at run time.
+    It holds the registry and decides which pickles may be loaded, so it belongs to the
+    deployment: a run config ``root`` elsewhere stops the run (``where`` names the key)."""
+    path = Path(default_artifacts_root())
+    if root and Path(root).resolve() != path.resolve():
+        raise failure(
+            CONFIG,
+            f"run config {where}.root={root!r} is refused: the artifact store (registry, "
+            f"checkpoints, asset values) is the deployment's, ${constants.ARTIFACTS_ENV_VAR}"
+            f"={str(path)!r}; a run may not move it. To use another store, set "
+            f"${constants.ARTIFACTS_ENV_VAR} in the environment of the Dagster daemon, "
+            "webserver and CLI and restart them",
+        )
+    return path
 
-    Empty ``root`` means $RL_ASSETS_ARTIFACTS, else ``<repo>/artifacts``, resolved at
-    run time (not at code-location load).
-    """
+
+class ArtifactStoreResource(dg.ConfigurableResource):
+    """Checkpoints, reports, asset values and the champion registry live under
+    $RL_ASSETS_ARTIFACTS (else ``<repo>/artifacts``), read at run time. ``root`` exists only
+    to refuse a run that tries to move it (``deployment_root``)."""
 
     root: str = ""
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        deployment_root(self.root, "resources.artifacts.config")
+
     @property
     def path(self) -> Path:
-        return Path(self.root or default_artifacts_root())
+        return deployment_root(self.root, "resources.artifacts.config")
 
     def trusted(self, checkpoint: str | Path) -> Path:
         """``checkpoint`` if it lies under this store; RLlib checkpoints are pickles, so
@@ -74,10 +92,14 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
     (written aside, then renamed). Values are pickles: only this project writes them.
     """
 
-    root: str = ""
+    root: str = ""  # only to refuse a run that moves it (deployment_root)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        deployment_root(self.root, "resources.io_manager.config")
 
     def _file(self, run_id: str, asset_key: dg.AssetKey, partition: str | None) -> Path:
-        base = Path(self.root or default_artifacts_root()) / "runs" / run_id / VALUES_DIR
+        base = deployment_root(self.root, "resources.io_manager.config") / "runs" / run_id
+        base = base / VALUES_DIR
         return base / "__".join(asset_key.path) / f"{partition or '__unpartitioned__'}.pkl"
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:

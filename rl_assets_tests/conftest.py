@@ -148,25 +148,23 @@ def materialize_instrument(
     import dagster as dg
 
     from rl_assets.definitions import defs
-    from rl_assets.resources import ArtifactStoreResource, RunScopedIOManager
 
     # Its local storage under the test's folder (by default it is a temp dir of its own that
     # stays behind unless the instance is disposed, and the result still needs it).
     instance = dg.DagsterInstance.ephemeral(tempdir=str(artifacts.parent / "ephemeral_instance"))
     instance.add_dynamic_partitions("instrument", [instrument])
-    return dg.materialize(
-        [*defs.assets, *defs.asset_checks],
-        run_config=run_config,
-        resources={
-            **defs.resources,
-            "artifacts": ArtifactStoreResource(root=str(artifacts)),
-            "io_manager": RunScopedIOManager(root=str(artifacts)),
-        },
-        instance=instance,
-        partition_key=instrument,
-        selection=selection,
-        raise_on_error=False,
-    )
+    # The store is the deployment's ($RL_ASSETS_ARTIFACTS), as for every run.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RL_ASSETS_ARTIFACTS", str(artifacts))
+        return dg.materialize(
+            [*defs.assets, *defs.asset_checks],
+            run_config=run_config,
+            resources=defs.resources,
+            instance=instance,
+            partition_key=instrument,
+            selection=selection,
+            raise_on_error=False,
+        )
 
 
 @pytest.fixture
@@ -174,6 +172,7 @@ def instance_with_instruments(tmp_path):
     """An instance under a temporary DAGSTER_HOME with both generated instruments registered."""
     from dagster import DagsterInstance
 
+    (tmp_path / "dagster_home").mkdir()
     with DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
         instance.add_dynamic_partitions("instrument", [EDGE, NULL])
         yield instance

@@ -233,7 +233,7 @@ def test_a_scheduled_retrain_is_one_more_attempt_in_the_ledger(
         "config": {"end": "2024-07-31"}}, "trading_signal": {"config": {"as_of": "2024-07-31"}}}}))  # fmt: skip
     monkeypatch.setenv(RETRAIN_RUN_CONFIG_ENV_VAR, str(extra))
     context = build_schedule_context(
-        instance=instance, resources={"artifacts": ArtifactStoreResource(root=str(artifacts))}
+        instance=instance, resources={"artifacts": ArtifactStoreResource()}
     )
     [request] = [r for r in weekly_retrain_schedule(context) if r.partition_key == EDGE]
     result = defs.resolve_job_def(retrain_job.name).execute_in_process(

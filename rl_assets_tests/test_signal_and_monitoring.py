@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,6 +135,9 @@ def test_the_signal_is_a_hand_rollout_of_the_champion_on_the_same_bars(edge_run,
     assert record["held_into_last_bar"] == obs[-1]
     assert record["as_of"] == str(prices.index[-1].date()) == PROMOTED_ON
     assert record["execute_at"] == "enter at the open of 2024-01-01"
+    assert record["session"] == "2024-01-01" and record["signal"] is True
+    assert record["policy_probability"] == record["action_probabilities"][str(record["position"])]
+    assert record["checkpoint_sha256"] == champion["checkpoint_sha256"]
     assert record["champion_version"] == champion["version"] == "v0001"
     assert sum(record["action_probabilities"].values()) == pytest.approx(1.0)
     assert max(record["action_probabilities"], key=record["action_probabilities"].get) == str(
@@ -149,14 +153,18 @@ def test_the_signal_is_a_hand_rollout_of_the_champion_on_the_same_bars(edge_run,
 def test_stale_prices_missing_champion_and_bad_prices_give_no_signal(
     edge_run, instance, artifacts, tmp_path
 ):
-    before = (artifacts / "signals" / EDGE / "latest.json").read_bytes()
     stale = copy.deepcopy(TINY_RUN_CONFIG)
     stale["ops"]["trading_signal"] = {"config": {"as_of": "2031-01-06"}}
     result = run(instance, EDGE, [AssetKey("trading_signal")], stale)
     assert not result.success
     message = failure_message(result)
     assert "the last bar is" in message and "before 2031-01-06 (limit 3)" in message
-    assert "max_staleness_business_days" in message
+    assert "land newer prices" in message and "latest.json now says so" in message
+    # The signal it supersedes is not left for downstream to keep trading.
+    latest = read_latest_signal(artifacts, EDGE)
+    assert latest["position"] is None and latest["signal"] is False
+    assert latest["session"] == "2024-01-01" and "no signal: the last bar is" in latest["reason"]
+    before = (artifacts / "signals" / EDGE / "latest.json").read_bytes()
 
     result = run(instance, NULL, [AssetKey("raw_prices"), AssetKey("trading_signal")])
     assert not result.success
@@ -218,7 +226,7 @@ def test_decay_retrains_are_spaced_by_new_data(fading_watch, instance, artifacts
 
     from rl_assets.automation.decay import CHAMPION_TAG, THROUGH_TAG
 
-    resources = {"artifacts": ArtifactStoreResource(root=str(artifacts))}
+    resources = {"artifacts": ArtifactStoreResource()}
 
     def tick():
         context = build_sensor_context(instance=instance, resources=resources)
@@ -265,6 +273,68 @@ def test_decay_retrains_are_spaced_by_new_data(fading_watch, instance, artifacts
     launched("decay-this", request.tags, through, request.run_key)
     requests, skipped = tick()
     assert requests == [] and "already retrained on this data (decay-this)" in skipped
+
+
+def test_a_past_as_of_sees_only_its_bars_and_never_replaces_a_later_signal(
+    edge_run, instance, artifacts
+):
+    from rl_assets.data.versions import content_hash
+
+    prices = edge_run.output_for_node("raw_prices")
+    before = (artifacts / "signals" / EDGE / "latest.json").read_bytes()
+    past = copy.deepcopy(TINY_RUN_CONFIG)
+    past["ops"]["trading_signal"] = {"config": {"as_of": "2023-06-30"}}
+    result = run(instance, EDGE, [AssetKey("trading_signal")], past)
+    assert result.success, failure_message(result)
+    record = result.output_for_node("trading_signal")
+    assert record["as_of"] == "2023-06-30" and record["session"] == "2023-07-03"
+    assert record["data_version"] == content_hash(prices.loc[:"2023-06-30"])
+    # Its record is in the history; latest.json still holds the signal for the later session.
+    history = artifacts / "signals" / EDGE / "history"
+    assert any(json.loads(p.read_text()) == record for p in history.glob("2023-06-30_*.json"))
+    assert (artifacts / "signals" / EDGE / "latest.json").read_bytes() == before
+
+
+def test_a_decayed_champion_gives_no_signal_unless_the_deployment_keeps_trading_it(
+    fading_watch, instance, artifacts, monkeypatch
+):
+    signal_now = copy.deepcopy(TINY_RUN_CONFIG)
+    result = run(instance, FADING, [AssetKey("trading_signal")], signal_now)
+    assert result.success, failure_message(result)
+    record = result.output_for_node("trading_signal")
+    assert record["position"] is None and "is DECAYED by its monitoring" in record["reason"]
+    assert record["monitoring"]["state"] == "DECAYED"
+    assert read_latest_signal(artifacts, FADING) == record
+    monkeypatch.setenv("RL_ASSETS_SIGNAL_TRADE_DECAYED_CHAMPIONS", "1")
+    result = run(instance, FADING, [AssetKey("trading_signal")], signal_now)
+    record = result.output_for_node("trading_signal")
+    assert record["position"] in (-1, 0, 1) and record["champion_decayed"] is True
+    assert record["monitoring"]["state"] == "DECAYED"
+
+
+def test_a_champion_altered_after_promotion_gives_no_signal_and_says_why(
+    edge_run, instance, artifacts
+):
+    champion = Registry.for_instrument(artifacts / "registry", EDGE).champion()
+    weights = max(
+        (p for p in Path(champion["checkpoint"]).rglob("*") if p.is_file() and p.name != "manifest.json"),
+        key=lambda p: p.stat().st_size,
+    )  # fmt: skip
+    original = weights.read_bytes()
+    try:
+        flipped = bytearray(original)
+        flipped[len(flipped) // 2] ^= 0xFF
+        weights.write_bytes(bytes(flipped))
+        result = run(instance, EDGE, [AssetKey("trading_signal")])
+        assert not result.success
+        message = failure_message(result)
+        assert "is not the policy that passed the gate" in message, message
+        latest = read_latest_signal(artifacts, EDGE)
+        assert (
+            latest["position"] is None and "not the policy that passed the gate" in latest["reason"]
+        )
+    finally:
+        weights.write_bytes(original)
 
 
 WRITER = """

@@ -9,9 +9,11 @@ import pandas as pd
 
 from rl_assets import constants, display, plots
 from rl_assets.data.versions import content_hash
-from rl_assets.failures import DATA, NO_CHAMPION, failure
+from rl_assets.deployment import FALSE_ALARM_RATE, MIN_LIVE_DAYS
+from rl_assets.failures import DATA, INTEGRITY, NO_CHAMPION, failure
 from rl_assets.instruments import instrument_partitions, partitioned_check
 from rl_assets.promotion.gate import CostModel, judging_spec
+from rl_assets.registry import ChampionUnusable
 from rl_assets.resources import ArtifactStoreResource, GateResource
 from rl_assets.rl.env import bars
 from rl_assets.rl.metrics import performance
@@ -21,10 +23,14 @@ from rl_assets.rl.walk_forward import Fold, fold_test_series
 
 
 class MonitoringConfig(dg.Config):
-    """How often a champion whose edge persists may be flagged in a year of daily looks, and how many live days the first flag needs."""
+    """Not set by a run: how often a champion whose edge persists may be flagged in a year
+    ($RL_ASSETS_MONITORING_FALSE_ALARM_RATE_PER_YEAR) and how many live days the first flag
+    needs ($RL_ASSETS_MONITORING_MIN_LIVE_DAYS) are the deployment's. A decayed champion is
+    skipped by the next candidate's comparison, so a run could abuse either direction; a
+    value here stops the run, naming the variable."""
 
-    false_alarm_rate_per_year: float = constants.FALSE_ALARM_RATE_PER_YEAR
-    min_live_days: int = constants.MIN_LIVE_DAYS
+    false_alarm_rate_per_year: float | None = None
+    min_live_days: int | None = None
 
 
 def promoted_through(champion: dict[str, Any]) -> pd.Timestamp:
@@ -132,6 +138,9 @@ def champion_performance(
 ) -> dg.Output[dict[str, Any]]:
     """The champion's skill returns on every bar after the data it was promoted on, net of the gate's costs, watched by a CUSUM for the edge stopping."""
     instrument = context.partition_key
+    where = "ops.champion_performance.config"
+    false_alarm_rate = FALSE_ALARM_RATE.for_run(config.false_alarm_rate_per_year, where)
+    min_live_days = int(MIN_LIVE_DAYS.for_run(config.min_live_days, where))
     registry = artifacts.registry(instrument)
     champion = registry.champion()
     if champion is None:
@@ -148,7 +157,11 @@ def champion_performance(
     start, stop = int(prices.index.searchsorted(data_through, side="right")), len(prices)
     cost = gate_thresholds.cost_model()
     spec = judging_spec(champion["spec"], cost)
-    policy = load_policy(artifacts.trusted(champion["checkpoint"]))
+    try:
+        folder = registry.verified(champion)
+    except ChampionUnusable as err:
+        raise failure(INTEGRITY, str(err)) from None
+    policy = load_policy(artifacts.trusted(folder))
     # A fixed exposure, known at promotion: the live benchmark uses no later position.
     exposure = float(pooled["exposure"])
     evidence, evidence_basis = evidence_skill_returns(
@@ -168,8 +181,8 @@ def champion_performance(
         evidence,
         float(pooled["skill_sharpe"]) - float(pooled.get("benchmark_sharpe", 0.0)),
         float(pooled["skill_sharpe_se"]),
-        config.false_alarm_rate_per_year,
-        config.min_live_days,
+        false_alarm_rate,
+        min_live_days,
         dates=dates,
         paths=constants.CUSUM_CALIBRATION_PATHS,
         seed=constants.CUSUM_CALIBRATION_SEED,
@@ -253,7 +266,7 @@ def champion_performance(
             np.asarray(path),
             monitor["h"],
             monitor["first_alarm_day"],
-            config.min_live_days,
+            min_live_days,
             artifacts.run_dir(context.run_id) / "monitoring.png",
         )
         metadata["picture"] = dg.MetadataValue.md(plots.markdown_image(b64, "since promotion"))

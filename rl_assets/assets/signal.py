@@ -13,9 +13,11 @@ import pandera.pandas as pa
 from rl_assets import constants, display, run_guard
 from rl_assets.data.schemas import RawPrices, describe_failures, failure_summary
 from rl_assets.data.versions import content_hash
-from rl_assets.failures import DATA, NO_CHAMPION, failure
+from rl_assets.deployment import MAX_STALENESS, TRADE_DECAYED_ENV_VAR, trade_decayed_champions
+from rl_assets.failures import DATA, INTEGRITY, NO_CHAMPION, failure
 from rl_assets.instruments import instrument_partitions
 from rl_assets.promotion.gate import judging_spec
+from rl_assets.registry import ChampionUnusable, file_lock
 from rl_assets.resources import ArtifactStoreResource, GateResource
 from rl_assets.rl import checkpoints
 from rl_assets.rl.env import bars
@@ -26,9 +28,11 @@ SIGNALS_DIR = "signals"
 
 
 class SignalConfig(dg.Config):
-    """When prices are too old to act on. ``as_of`` (YYYY-MM-DD) is today (UTC) when empty."""
+    """``as_of`` (YYYY-MM-DD): the signal as it would have been given on that day, from the
+    bars up to it (today, UTC, when empty). ``max_staleness_business_days`` may only be set
+    lower than the deployment's ($RL_ASSETS_SIGNAL_MAX_STALENESS_BUSINESS_DAYS, 3)."""
 
-    max_staleness_business_days: int = constants.MAX_SIGNAL_STALENESS_BUSINESS_DAYS
+    max_staleness_business_days: int | None = None
     as_of: str = ""
 
 
@@ -38,24 +42,42 @@ def business_days_after(last: pd.Timestamp, as_of: pd.Timestamp) -> int:
     return int(np.busday_count(start, np.datetime64(as_of.date()) + np.timedelta64(1, "D")))
 
 
-def write_signal(root: Path, instrument: str, record: dict[str, Any]) -> tuple[Path, Path]:
+def write_signal(root: Path, instrument: str, record: dict[str, Any]) -> tuple[Path | None, Path]:
     """The record in the history (one file per as-of date, champion and data version), then
-    as ``latest.json``: each file appears whole or not at all (temp file, fsync, rename)."""
+    as ``latest.json`` unless that already holds a signal for a later session (a re-executed
+    old run never replaces a newer signal); each file appears whole or not at all (temp
+    file, fsync, rename). Returns (latest, or None when it was kept, history)."""
     folder = root / SIGNALS_DIR / instrument
-    name = f"{record['as_of']}_{record['champion_version']}_{record['data_version'][:8]}.json"
+    version = record.get("champion_version") or "none"
+    name = f"{record['as_of']}_{version}_{record['data_version'][:8]}.json"
     history = folder / "history" / name
     checkpoints.write_json_atomically(history, record)
     latest = folder / "latest.json"
-    checkpoints.write_json_atomically(latest, record)
+    with file_lock(folder, ".signal.lock"):
+        current = read_latest_signal(root, instrument)
+        if current is not None and current.get("session", "") > record["session"]:
+            return None, history
+        checkpoints.write_json_atomically(latest, record)
     return latest, history
+
+
+def no_signal(
+    root: Path, instrument: str, base: dict[str, Any], reason: str
+) -> tuple[Path | None, Path]:
+    """Supersede ``latest.json`` with a record that gives no position and says why, so that
+    nothing downstream keeps trading the previous signal."""
+    record = {**base, "position": None, "signal": False, "reason": reason}
+    return write_signal(root, instrument, record)
 
 
 @dg.asset(
     partitions_def=instrument_partitions,
     group_name=constants.SIGNAL_GROUP,
-    deps=["promoted_policy"],
+    # After the champion's monitoring: the signal carries its verdict, and a decayed champion
+    # does not signal (unless the deployment chose to keep trading it).
+    deps=["promoted_policy", "champion_performance"],
     kinds={"pytorch"},
-    code_version="1",
+    code_version="2",
 )
 def trading_signal(
     context: dg.AssetExecutionContext,
@@ -64,10 +86,14 @@ def trading_signal(
     gate_thresholds: GateResource,
     raw_prices: pd.DataFrame,
 ) -> dg.Output[dict[str, Any]]:
-    """The champion's position for the next session, from the instrument's latest prices."""
+    """The champion's position for the next session, from the instrument's prices up to as-of; no position, and why, when none can be given."""
     run_guard.ensure(context)
     instrument = context.partition_key
-    champion = artifacts.registry(instrument).champion()
+    max_staleness = MAX_STALENESS.for_run(
+        config.max_staleness_business_days, "ops.trading_signal.config"
+    )
+    registry = artifacts.registry(instrument)
+    champion = registry.champion()
     if champion is None:
         raise failure(
             NO_CHAMPION,
@@ -78,46 +104,98 @@ def trading_signal(
         RawPrices.validate(raw_prices, lazy=True)
     except pa.errors.SchemaErrors as err:
         raise failure(DATA, describe_failures(failure_summary(err), "raw_prices")) from None
-    last = raw_prices.index[-1]
-    as_of = pd.Timestamp(config.as_of) if config.as_of else pd.Timestamp.now(tz="UTC")
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    as_of = pd.Timestamp(config.as_of) if config.as_of else now
     as_of = as_of.tz_localize(None) if as_of.tzinfo else as_of
-    stale = business_days_after(last, as_of)
-    if stale > config.max_staleness_business_days:
+    # Only what was known on as-of: a signal for a past day never sees later bars.
+    prices = raw_prices.loc[: as_of.normalize()]
+    if prices.empty:
         raise failure(
             DATA,
-            f"{instrument}: the last bar is {last.date()}, {stale} business days before "
-            f"{as_of.date()} (limit {config.max_staleness_business_days}); land newer prices "
-            "and materialize raw_prices, or raise trading_signal config "
-            "max_staleness_business_days",
+            f"{instrument}: no bars on or before as_of {as_of.date()} (the first is "
+            f"{raw_prices.index[0].date()}); choose a later as_of",
         )
-    checkpoint = artifacts.trusted(champion["checkpoint"])
-    spec = judging_spec(champion["spec"], gate_thresholds.cost_model())
-    decision = next_position(load_module(checkpoint), bars(raw_prices), spec.env_config())
+    last = prices.index[-1]
     session = (last + pd.offsets.BDay(1)).date()
+    cost = gate_thresholds.cost_model()
+    base = {
+        "instrument": instrument,
+        "as_of": str(last.date()),
+        "session": str(session),
+        "execution": cost.execution,
+        "champion_version": champion["version"],
+        "data_version": content_hash(prices),
+        "generated_at": pd.Timestamp.now(tz="UTC").isoformat(),
+        "run_id": context.run_id,
+        "monitoring": _monitoring_verdict(registry, champion),
+    }
+
+    def refuse(kind: str, reason: str) -> dg.Failure:
+        no_signal(artifacts.path, instrument, base, reason)
+        return failure(kind, f"{reason}; latest.json now says so, with no position")
+
+    stale = business_days_after(last, as_of)
+    if stale > max_staleness:
+        raise refuse(
+            DATA,
+            f"{instrument}: no signal: the last bar is {last.date()}, {stale} business days "
+            f"before {as_of.date()} (limit {max_staleness}); land newer prices and "
+            "materialize raw_prices",
+        )
+    try:
+        checkpoint = artifacts.trusted(registry.verified(champion))
+    except ChampionUnusable as err:
+        raise refuse(INTEGRITY, f"no signal: {err}") from None
+    decayed = registry.champion_decayed(champion)
+    if decayed and not trade_decayed_champions():
+        reason = (
+            f"{instrument}: no signal: champion {champion['version']} is DECAYED by its "
+            f"monitoring ({base['monitoring'].get('reason', '')}); a retrain is due. To keep "
+            f"signalling decayed champions, set ${TRADE_DECAYED_ENV_VAR}=1"
+        )
+        latest, history = no_signal(artifacts.path, instrument, base, reason)
+        context.log.warning(reason)
+        return dg.Output(
+            {**base, "position": None, "signal": False, "reason": reason},
+            metadata={
+                "instrument": instrument,
+                "position": "none",
+                "reason": reason,
+                "signal_file": dg.MetadataValue.path(str(latest or history)),
+            },
+        )
+    spec = judging_spec(champion["spec"], cost)
+    decision = next_position(load_module(checkpoint), bars(prices), spec.env_config())
     execute_at = {
         "next_open": f"enter at the open of {session}",
         "next_close": f"enter at the close of {session} (market-on-close)",
     }.get(spec.execution, f"research execution {spec.execution}: not tradable")
     record = {
-        "instrument": instrument,
-        "as_of": str(last.date()),
-        "session": str(session),
+        **base,
+        "signal": True,
         "execution": spec.execution,
         "execute_at": execute_at,
         "position": decision.position,
         "held_into_last_bar": decision.held,
         "action": decision.action,
+        # The policy's own probability of its greedy action: not a calibrated confidence.
+        "policy_probability": decision.probabilities[str(decision.position)],
         "action_probabilities": decision.probabilities,
-        "champion_version": champion["version"],
-        "checkpoint_sha256": checkpoints.content_digest(checkpoint),
-        "data_version": content_hash(raw_prices),
-        "generated_at": pd.Timestamp.now(tz="UTC").isoformat(),
-        "run_id": context.run_id,
+        "checkpoint_sha256": champion.get("checkpoint_sha256")
+        or checkpoints.policy_digest(checkpoint),
+        "champion_decayed": decayed,
     }
     latest, history = write_signal(artifacts.path, instrument, record)
+    if latest is None:
+        context.log.warning(
+            f"{instrument}: latest.json holds a signal for a later session than {session}; "
+            f"kept it (this one is in {history})"
+        )
     context.log.info(
         f"{instrument}: position {decision.position:+.0f}: {execute_at} (decided after the "
-        f"close of {record['as_of']}; champion {champion['version']})"
+        f"close of {record['as_of']}; champion {champion['version']}"
+        + ("; DECAYED, traded by the deployment's choice" if decayed else "")
+        + ")"
     )
     return dg.Output(
         record,
@@ -125,18 +203,30 @@ def trading_signal(
             "instrument": instrument,
             "position": decision.position,
             "as_of": record["as_of"],
+            "session": record["session"],
             "execute_at": execute_at,
             "champion_version": champion["version"],
-            "probability_of_position": display.fraction(
-                decision.probabilities[str(decision.position)]
-            ),
+            "policy_probability": display.fraction(record["policy_probability"]),
             "checkpoint_sha256": record["checkpoint_sha256"],
             "data_version": record["data_version"],
-            "signal_file": dg.MetadataValue.path(str(latest)),
+            "signal_file": dg.MetadataValue.path(str(latest or history)),
             "history_file": dg.MetadataValue.path(str(history)),
             "record": dg.MetadataValue.json(record),
         },
     )
+
+
+def _monitoring_verdict(registry, champion: dict[str, Any]) -> dict[str, Any]:
+    """The champion's latest monitoring verdict, as the signal carries it."""
+    state = registry.monitoring()
+    if state is None or state.get("champion_version") != champion["version"]:
+        return {"state": "not watched yet"}
+    return {
+        "state": "DECAYED" if state.get("decayed") else "edge holding",
+        "reason": state.get("reason", ""),
+        "days": state.get("days"),
+        "recorded_at": state.get("recorded_at"),
+    }
 
 
 def read_latest_signal(artifacts_root: str | os.PathLike, instrument: str) -> dict | None:
