@@ -19,7 +19,9 @@ from rl_assets.automation.jobs import (
     weekly_retrain_schedule,
 )
 from rl_assets.automation.sensors import new_prices_sensor
+from rl_assets.console import console_logger
 from rl_assets.data import checks as data_checks
+from rl_assets.outcomes import run_outcome_sensor
 from rl_assets.promotion import checks as gate_checks
 from rl_assets.resources import (
     ArtifactStoreResource,
@@ -34,7 +36,7 @@ defs = dg.Definitions(
     ),
     asset_checks=dg.load_asset_checks_from_modules([data_checks, gate_checks, monitoring]),
     jobs=[retrain_job, signal_job],
-    sensors=[new_prices_sensor, champion_decay_sensor],
+    sensors=[new_prices_sensor, champion_decay_sensor, run_outcome_sensor],
     schedules=[weekly_retrain_schedule, daily_signal_schedule],
     resources={
         # Asset values per run: a run's checks, report and promotion judge the candidate
@@ -49,4 +51,7 @@ defs = dg.Definitions(
     # torch and ray), several seconds per step for no parallelism we could use on
     # 2 cores; Ray already parallelises inside trained_policy.
     executor=dg.in_process_executor,
+    # Dagster's console logger, with a refusal as one line and no stack trace for a
+    # deliberate failure (rl_assets/console.py); the stored log is unchanged.
+    loggers={"console": console_logger},
 )

@@ -19,6 +19,7 @@ from rl_assets import summary
 from rl_assets.automation.jobs import _deep_merge
 from rl_assets.definitions import defs
 from rl_assets.instruments import register
+from rl_assets.outcomes import tag_failure_class
 
 DEFAULT_INSTRUMENTS = ("SYN_MOMENTUM", "SYN_NULL")
 
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
                     raise_on_error=False,
                 )
                 status = status or (0 if result.success else 1)
+                if not result.success:  # no daemon here to tag why: tag it now
+                    tag_failure_class(instance, result.dagster_run)
     print(flush=True)
     args_summary = [a for i in instruments for a in ("--instrument", i)]
     return summary.main([*args_summary, "--exit-status", str(status)])

@@ -16,6 +16,7 @@ from rl_assets.assets.monitoring import DECAY_CHECK
 from rl_assets.assets.signal import read_latest_signal
 from rl_assets.automation.retries import failure_kind
 from rl_assets.instruments import registered
+from rl_assets.outcomes import OUTCOME_TAG, REFUSED, outcome_of
 from rl_assets.registry import Registry
 from rl_assets.resources import default_artifacts_root
 
@@ -66,7 +67,10 @@ def describe(instance: dg.DagsterInstance, instrument: str) -> tuple[list[str], 
     raw, train, val = (mats.get(k, {}) for k in ("raw_prices", "train_prices", "validation_prices"))
     budget, policy = mats.get("episodes_per_iteration", {}), mats.get("trained_policy", {})
     report, promoted = mats.get("validation_report", {}), mats.get("promoted_policy")
-    lines = [f"{instrument}: run {run.run_id[:8]} ({run.status.value.lower()})"]
+    status = run.status.value.lower()
+    if outcome_of(run):  # a refused run is a FAILURE to Dagster, a verdict to us
+        status = f"{status}, {OUTCOME_TAG}={outcome_of(run)}"
+    lines = [f"{instrument}: run {run.run_id[:8]} ({status})"]
     if raw:
         lines.append(
             f"  data:        {raw['rows']} rows {raw['first_date']}..{raw['last_date']} ({raw['source']})"
@@ -122,8 +126,11 @@ def describe(instance: dg.DagsterInstance, instrument: str) -> tuple[list[str], 
     if promoted:
         lines.append(f"  promoted:    yes, {promoted['version']} (replaced {promoted['replaced']})")
         outcome = "promoted"
-    elif kind == "gate":
-        lines.append("  promoted:    no: the gate refused the candidate; the champion is unchanged")
+    elif kind == "gate" or outcome_of(run) == REFUSED:
+        lines.append(
+            "  promoted:    no: the gate refused the candidate; the champion is unchanged "
+            f"(run tag {OUTCOME_TAG}={REFUSED})"
+        )
         outcome = "refused"
     else:
         reason = _failure(instance, run.run_id)
@@ -138,11 +145,17 @@ def _in_use(mats: dict[str, dict], instrument: str) -> list[str]:
     """The latest signal downstream systems read, and how the champion fares since validation."""
     registry = Registry.for_instrument(Path(default_artifacts_root()) / "registry", instrument)
     signal = read_latest_signal(default_artifacts_root(), instrument)
-    if signal is not None:
-        probability = signal["action_probabilities"][str(signal["position"])]
+    if signal is not None and signal.get("position") is None:
+        line = f"  signal:      NONE for {signal['session']}: {signal.get('reason', '')}"
+    elif signal is not None:
+        probability = (
+            signal.get("policy_probability")
+            or signal["action_probabilities"][str(signal["position"])]
+        )
         line = (
-            f"  signal:      position {signal['position']:+.0f} for the session after "
-            f"{signal['as_of']} (p={probability:.2f}, champion {signal['champion_version']})"
+            f"  signal:      position {signal['position']:+.0f}, {signal.get('execute_at', '')} "
+            f"(policy's own probability {probability:.2f}, not a calibrated confidence; "
+            f"champion {signal['champion_version']})"
         )
     elif registry.champion() is None:
         line = "  signal:      none: no champion yet"

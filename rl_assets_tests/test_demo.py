@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import yaml
-from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance
+from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, RunsFilter
 
 from rl_assets.definitions import defs
 from rl_assets_tests.conftest import EDGE, NULL, REPO, TINY_RUN_CONFIG, cli_env
@@ -38,6 +38,14 @@ def test_make_demo_prints_progress_and_summary_and_no_avoidable_warning(tmp_path
     assert proc.returncode == 0, output[-4000:]
 
     assert [line for line in output.splitlines() if WARNING_LINE.search(line)] == []
+    # The null's refusal is a verdict: one line naming the failed gates and the report, no
+    # stack trace, no ERROR for the steps it skips.
+    assert "Traceback" not in output and "Stack Trace" not in output, output[-4000:]
+    assert " - ERROR - " not in output, output[-4000:]
+    [refusal] = [line for line in proc.stderr.splitlines() if "REFUSED by the gate (" in line]
+    assert " - INFO - " in refusal and "rl_assets/outcome=refused" in refusal
+    report = refusal.split("; report ", 1)[1].split(";", 1)[0]
+    assert report.endswith("report.md") and (artifacts / "runs").as_posix() in report
     # Dagster's DEBUG event stream stays out of the terminal...
     assert " - DEBUG - " not in output and "STEP_START" not in output
 
@@ -68,6 +76,15 @@ def test_make_demo_prints_progress_and_summary_and_no_avoidable_warning(tmp_path
             r.user_message for r in records if re.match(r"iteration \d+: episodes", r.user_message)
         ]
     assert checks == set(defs.resolve_asset_graph().asset_check_keys)  # the whole graph ran
+    # Each run carries its outcome: the Runs list can be filtered to refusals.
+    with DagsterInstance.from_config(str(home)) as instance:
+        for instrument, outcome in ((EDGE, "promoted"), (NULL, "refused")):
+            runs = instance.get_runs(
+                RunsFilter(tags={"dagster/partition": instrument, "rl_assets/outcome": outcome})
+            )
+            assert len(runs) == 1, (instrument, outcome)
+        [refused] = instance.get_runs(RunsFilter(tags={"rl_assets/outcome": "refused"}))
+        assert refused.tags["rl_assets/failed_gates"]
 
     # One progress line per training iteration, in order, in the terminal and in the log.
     progress = re.compile(PROGRESS_LINE.format(run_id=policy.run_id))

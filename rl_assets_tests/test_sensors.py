@@ -114,7 +114,7 @@ def tick(artifacts_dir, instance):
         context = dg.build_sensor_context(
             cursor=cursor,
             instance=instance,
-            resources={"artifacts": ArtifactStoreResource(root=str(artifacts_dir))},
+            resources={"artifacts": ArtifactStoreResource()},
         )
         result = new_prices_sensor(context)
         assert isinstance(result, dg.SensorResult)
@@ -449,6 +449,10 @@ def test_only_infrastructure_failures_are_retried_and_only_a_bounded_number_of_t
     [retry] = requests
     assert (retry.partition_key, retry.run_key) == ("SPY", "SPY:abc#retry1")
     assert retry.tags[ATTEMPT_TAG] == "2" and retry.tags[CONTENT_TAG] == "abc"
+    # Each failed run is tagged with why (the Runs list filters on it); a retry is not.
+    outcomes = {r: instance.get_run_by_id(r).tags.get("rl_assets/outcome") for r in (infra, data)}
+    assert outcomes == {infra: "failed:infrastructure", data: "failed:data"}
+    assert "rl_assets/outcome" not in retry.tags
     # The same failures are not looked at twice.
     assert infrastructure_retries(instance, SENSOR_NAME, after, max_retries=2)[0] == []
     # The last allowed attempt fails too: no further retry, and the tick says so.
@@ -527,7 +531,7 @@ def test_sensor_interval_comes_from_the_environment_and_is_checked():
 def schedule_tick(instance, artifacts_dir):
     context = dg.build_schedule_context(
         instance=instance,
-        resources={"artifacts": ArtifactStoreResource(root=str(artifacts_dir))},
+        resources={"artifacts": ArtifactStoreResource()},
     )
     return weekly_retrain_schedule(context)
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from rl_assets import constants, display, plots
 from rl_assets.instruments import instrument_partitions
+from rl_assets.outcomes import REFUSED, tag_outcome
 from rl_assets.promotion.evidence import evidence_sentence, evidence_table
 from rl_assets.promotion.gate import (
     baseline_spec,
@@ -158,6 +159,9 @@ def validation_report(
         walk_forward_evidence,
     )
     measured, gates = judge_candidate(evidence, artifacts.registry(instrument), run_origin(context))
+    failed_gates = [g.name for g in gates if not g.passed]
+    if failed_gates:  # the verdict is known: the blocking checks will fail this run on it
+        tag_outcome(context, REFUSED, failed_gates)
     cost, thresholds = evidence.cost, evidence.thresholds
     # The evidence as the gate judged it: deflated by every attempt in the instrument's ledger.
     walk_forward_evidence = {**walk_forward_evidence, **measured.walk_forward}

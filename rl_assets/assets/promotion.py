@@ -7,8 +7,9 @@ import dagster as dg
 import pandas as pd
 
 from rl_assets import constants, display, run_guard
-from rl_assets.failures import GATE, failure
+from rl_assets.failures import GATE, INTEGRITY, failure
 from rl_assets.instruments import instrument_partitions
+from rl_assets.outcomes import PROMOTED, REFUSED, tag_outcome
 from rl_assets.promotion.gate import compare_with_champion, verdict
 from rl_assets.promotion.judging import (
     candidate_key,
@@ -16,7 +17,8 @@ from rl_assets.promotion.judging import (
     judge_candidate,
     run_origin,
 )
-from rl_assets.registry import PromotionRefused
+from rl_assets.promotion.ledger import Ledger
+from rl_assets.registry import ChampionUnusable, PromotionRefused
 from rl_assets.resources import ArtifactStoreResource, GateResource
 
 
@@ -54,6 +56,7 @@ def promoted_policy(
     measured, results = judge_candidate(evidence, registry, run_origin(context))
     failed = [r for r in results if not r.passed]
     if failed:
+        tag_outcome(context, REFUSED, [r.name for r in failed])
         champion = evidence.champion
         reasons = "; ".join(
             f"{r.name}: {r.reason} (observed {r.observed}, threshold {r.threshold})" for r in failed
@@ -119,9 +122,18 @@ def promoted_policy(
         "cost_model": dataclasses.asdict(evidence.cost),
         "gates": [r.as_dict() for r in results],
     }
+    judged = Ledger(registry.root).trial(candidate_key(trained_policy)) or {}
     try:
-        entry = registry.promote(trained_policy["checkpoint"], record, against_champion_in_place)
+        entry = registry.promote(
+            trained_policy["checkpoint"],
+            record,
+            against_champion_in_place,
+            judged_digest=judged.get("checkpoint_sha256"),
+        )
+    except ChampionUnusable as err:
+        raise failure(INTEGRITY, str(err)) from None
     except PromotionRefused as refused:
+        tag_outcome(context, REFUSED, [refused.verdict.name])
         raise failure(
             GATE,
             f"{instrument}: candidate {trained_policy['checkpoint']} refused at commit: "
@@ -129,6 +141,7 @@ def promoted_policy(
             "after this run's gates ran, and it is at least as good; nothing changed.",
             {"failed_gates": dg.MetadataValue.json([refused.verdict.as_dict()])},
         ) from None
+    tag_outcome(context, PROMOTED)
     context.log.info(
         f"{instrument}: promoted {entry['version']} ({verdict(results)}); it replaced "
         f"{entry['replaced'] or 'no champion'}"

@@ -15,6 +15,7 @@ from dagster import DagsterEventType
 
 from rl_assets.automation.jobs import ATTEMPT_TAG, REQUESTED_BY_TAG
 from rl_assets.failures import KIND_KEY
+from rl_assets.outcomes import FAILED, RESULT_TAGS, tag_failure_class
 
 INFRASTRUCTURE = "infrastructure"
 RUN_KEY_TAG = "dagster/run_key"
@@ -113,8 +114,13 @@ def infrastructure_retries(
     for record in records:
         run = record.dagster_run
         newest = max(newest, record.update_timestamp.timestamp())
-        kind = failure_kind(instance, run.run_id)
-        if kind != INFRASTRUCTURE:
+        # Its outcome tag (a refusal, or the class found now, which is tagged on the run:
+        # that updates the run, so the pass moves past the update too).
+        outcome = tag_failure_class(instance, run)
+        tagged = instance.get_run_record_by_id(run.run_id)
+        if tagged is not None:
+            newest = max(newest, tagged.update_timestamp.timestamp())
+        if outcome != f"{FAILED}{INFRASTRUCTURE}":
             continue
         attempt = int(run.tags.get(ATTEMPT_TAG, "1"))
         base = run.tags.get(RUN_KEY_TAG, run.run_id).split(RETRY_MARK)[0]
@@ -130,7 +136,11 @@ def infrastructure_retries(
                 run_key=f"{base}{RETRY_MARK}{attempt}",
                 run_config=run.run_config,
                 tags={
-                    **{k: v for k, v in run.tags.items() if k.startswith("rl_assets/")},
+                    **{
+                        k: v
+                        for k, v in run.tags.items()
+                        if k.startswith("rl_assets/") and k not in RESULT_TAGS
+                    },
                     ATTEMPT_TAG: str(attempt + 1),
                 },
             )
