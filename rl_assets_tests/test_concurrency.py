@@ -37,12 +37,17 @@ def test_two_cli_runs_at_once_each_judge_their_own_candidate(tmp_path):
         config["ops"]["trained_policy"]["config"]["seed"] = seed
         config_file = tmp_path / f"seed{seed}.yaml"
         config_file.write_text(yaml.safe_dump(config))
-        procs[seed] = subprocess.Popen(
-            materialize_command(config_file, partition=EDGE),
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+        # Each run's log in a file: with pipes, the run holding the training slot could
+        # block on a full pipe while this test waits on the other one.
+        with open(tmp_path / f"seed{seed}.log", "w") as log:
+            procs[seed] = subprocess.Popen(
+                materialize_command(config_file, partition=EDGE),
+                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
         time.sleep(1.0)  # a second apart, as two users would
-    outputs = {seed: proc.communicate(timeout=900)[0] for seed, proc in procs.items()}
+    for proc in procs.values():
+        proc.wait(timeout=900)
+    outputs = {seed: (tmp_path / f"seed{seed}.log").read_text() for seed in procs}
     for out in outputs.values():
         assert "database is locked" not in out, out[-3000:]
         assert "OperationalError" not in out, out[-3000:]

@@ -26,13 +26,23 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def cli(home: Path, artifacts: Path, config: dict, tmp: Path, name: str) -> subprocess.Popen:
+    """The CLI run in the background, its log in a file (a pipe nobody reads until the run
+    ends fills up and blocks the run for ever: a whole run logs more than a pipe holds)."""
     config_file = tmp / f"{name}.yaml"
     config_file.write_text(yaml.safe_dump(config))
-    return subprocess.Popen(
-        materialize_command(config_file),
-        cwd=REPO, env=cli_env(home, artifacts), stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+    log = tmp / f"{name}.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            materialize_command(config_file),
+            cwd=REPO, env=cli_env(home, artifacts), stdout=out, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True,
+        )  # fmt: skip
+    proc.log = log
+    return proc
+
+
+def tail(proc: subprocess.Popen) -> str:
+    return proc.log.read_text(errors="replace")[-3000:]
 
 
 def test_sigkill_mid_training_leaves_checkpoints_and_champion_intact(tmp_path):
@@ -40,7 +50,7 @@ def test_sigkill_mid_training_leaves_checkpoints_and_champion_intact(tmp_path):
     register_instruments(home, EDGE, env=cli_env(home, artifacts))
 
     first = cli(home, artifacts, TINY_RUN_CONFIG, tmp_path, "first")
-    assert first.wait(timeout=600) == 0, first.stderr.read()[-3000:]
+    assert first.wait(timeout=600) == 0, tail(first)
     champion_file = artifacts / "registry" / EDGE / "champion.json"
     champion_before = champion_file.read_bytes()
     first_run = json.loads(champion_before)["run_id"]
@@ -55,7 +65,7 @@ def test_sigkill_mid_training_leaves_checkpoints_and_champion_intact(tmp_path):
     victim = cli(home, artifacts, long, tmp_path, "long")
     deadline = time.monotonic() + 300
     while not any((d / "checkpoints/best.json").exists() for d in set(runs.iterdir()) - earlier):
-        assert victim.poll() is None, victim.stderr.read()[-3000:]
+        assert victim.poll() is None, tail(victim)
         assert time.monotonic() < deadline, "no checkpoint within 300 s"
         time.sleep(0.5)
     time.sleep(2)  # let it be mid-iteration, possibly mid-checkpoint
@@ -94,7 +104,7 @@ def test_sigkill_mid_training_leaves_checkpoints_and_champion_intact(tmp_path):
     # policy, which does not beat the champion it equals. It finishes (no stale state from
     # the killed run gets in its way), is refused by the gate alone, and the champion stays.
     rerun = cli(home, artifacts, TINY_RUN_CONFIG, tmp_path, "rerun")
-    assert rerun.wait(timeout=600) == 1, rerun.stderr.read()[-3000:]
+    assert rerun.wait(timeout=600) == 1, tail(rerun)
     with DagsterInstance.from_config(str(home)) as instance:
         (last, *_) = instance.get_runs(limit=1)
         checks = {
