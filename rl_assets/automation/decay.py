@@ -14,10 +14,8 @@ import os
 
 import dagster as dg
 import numpy as np
-from dagster._core.event_api import PartitionKeyFilter
 
 from rl_assets import constants
-from rl_assets.assets.monitoring import DECAY_CHECK
 from rl_assets.automation.jobs import (
     _deep_merge,
     extra_run_config,
@@ -31,7 +29,6 @@ from rl_assets.instruments import InstrumentError, registered, resolve
 from rl_assets.resources import ArtifactStoreResource
 
 DECAY_SENSOR = "champion_decay_sensor"
-CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("champion_performance"), DECAY_CHECK)
 # The retrain learns from the most recent bars: a rolling split, whatever the dates configured.
 ROLLING_SPLIT = {
     "ops": {
@@ -78,16 +75,15 @@ def last_retrain(instance: dg.DagsterInstance, instrument: str, champion: str):
     return runs[0] if runs else None
 
 
-def failed_decay_check(instance: dg.DagsterInstance, instrument: str):
-    """The latest evaluation of the decay check for ``instrument`` if it failed, else None."""
-    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [CHECK_KEY], partition_filter=PartitionKeyFilter(key=instrument)
-    )
-    record = records.get(CHECK_KEY)
-    if record is None or record.event is None or record.event.dagster_event is None:
+def decayed_verdict(artifacts: ArtifactStoreResource, instrument: str) -> dict | None:
+    """The latest monitoring verdict of ``instrument``'s champion in place if it found the
+    edge gone, else None. champion_performance writes it to the registry lane in the same
+    step whose output its check judges (public files, no Dagster internals)."""
+    registry = artifacts.registry(instrument)
+    champion = registry.champion()
+    if champion is None or not registry.champion_decayed(champion):
         return None
-    evaluation = record.event.dagster_event.event_specific_data
-    return None if evaluation.passed else evaluation
+    return registry.monitoring()
 
 
 @dg.sensor(
@@ -111,10 +107,9 @@ def champion_decay_sensor(
     requests, notes = [], []
     extra = None
     for instrument in registered(context.instance):
-        evaluation = failed_decay_check(context.instance, instrument)
-        if evaluation is None:
+        meta = decayed_verdict(artifacts, instrument)
+        if meta is None:
             continue
-        meta = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
         champion = str(meta.get("champion_version"))
         run_key = f"decay:{instrument}:{champion}:{meta.get('data_version')}"
         ran = run_with_key(context.instance, DECAY_SENSOR, run_key)

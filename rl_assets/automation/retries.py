@@ -76,9 +76,7 @@ def worker_is_gone(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int | No
 def fail_orphaned_runs(instance: dg.DagsterInstance, requested_by: str) -> list[str]:
     """Mark as failed the started runs of this requester whose local run worker died (killed,
     machine restarted): Dagster's default run launcher cannot notice that itself."""
-    from dagster._core.launcher import DefaultRunLauncher
-
-    if not isinstance(instance.run_launcher, DefaultRunLauncher):
+    if not isinstance(instance.run_launcher, dg.DefaultRunLauncher):
         return []  # workers elsewhere (containers, another host): their launcher monitors them
     failed = []
     for run in instance.get_runs(
