@@ -372,7 +372,7 @@ def local_ray():
     if not ray.is_initialized():
         ray.init(
             address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-            _system_config=SYSTEM_CONFIG,
+            _system_config=dict(SYSTEM_CONFIG),
         )  # fmt: skip
     session_dir = Path(ray._private.worker._global_node.get_session_dir_path())
     assert session_dir.is_relative_to(os.environ["RAY_TMPDIR"]), session_dir

@@ -1,9 +1,11 @@
 """The `dg` CLI ([tool.dg] in pyproject.toml) sees the same definitions as the code location."""
 
 import json
+import re
 import subprocess
 
 import pytest
+import yaml
 from dagster import AssetKey, DagsterEventType, DagsterInstance
 
 from rl_assets.definitions import defs
@@ -11,6 +13,7 @@ from rl_assets_tests.conftest import (
     DG,
     EDGE,
     REPO,
+    TINY_RUN_CONFIG,
     dg_env,
     launch_command,
     new_dagster_home,
@@ -89,6 +92,27 @@ def test_dg_launch_materializes_a_selection_with_its_checks(tmp_path):
         k for k in defs.resolve_asset_graph().asset_check_keys if k.asset_key.path == ["raw_prices"]
     }
     assert expected and checked == expected
+
+
+@pytest.mark.slow
+def test_dg_launch_of_the_whole_graph_is_as_quiet_as_make_demo(tmp_path):
+    """The README's `dg launch` of one instrument trains on a private Ray: no WARNING (Ray's
+    token-auth notice included), no stack trace, and the run promotes."""
+    home = new_dagster_home(tmp_path / "dagster_home")
+    env = dg_env(home, tmp_path / "artifacts")
+    env.pop("RAY_AUTH_MODE", None)  # as a new user's shell has it
+    register_instruments(home, EDGE, env=env)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY_RUN_CONFIG))
+    proc = subprocess.run(
+        launch_command('key:"*"', REPO / "console_logging.yaml", config, partition=EDGE),
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    assert [line for line in output.splitlines() if re.search(r"Warning|WARNING", line)] == []
+    assert "Traceback" not in output and "Stack Trace" not in output
+    assert "promoted v0001" in output
 
 
 ASSETS_AND_CHECKS_QUERY = """

@@ -50,6 +50,7 @@ ENV_FILE = Path(".ray_env")
 # core beside any busy process at niceness 0 (a Dagster step polling for its pool slot,
 # another job on the desk's machine). Measured on 2 cores beside two busy loops: the
 # folds of one tiny run took 150 s at 15, 13.5 s at 0 (10 s on an idle machine).
+# Pass a copy to ray.init: Ray adds its own keys to the dict it is given.
 SYSTEM_CONFIG: dict[str, Any] = {"worker_niceness": 0}
 
 

@@ -284,12 +284,15 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         finally:
             ray.shutdown()  # disconnects; the cluster keeps running
         return
+    _quiet_default_auth_notice()
     ray.init(
         address="local",  # never join a stray `ray start` cluster by accident
         num_cpus=num_cpus or os.cpu_count() or 1,
         include_dashboard=False,
         log_to_driver=False,
-        _system_config=SYSTEM_CONFIG,  # workers at this process's priority (local_ray)
+        # Workers at this process's priority (local_ray). A copy: Ray writes into the dict
+        # it is given, and a second start would read the first's spilling dir as set by us.
+        _system_config=dict(SYSTEM_CONFIG),
     )
     # If this process is killed, the watchdog kills the Ray processes it started.
     reaper = subprocess.Popen(
@@ -303,6 +306,27 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     finally:
         ray.shutdown()
         stop_watchdog(reaper)
+
+
+# Ray's logger of its token-auth notice (a test fails if it moves: the notice reappears).
+RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+class _DefaultAuthNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Token authentication is enabled for this Ray")
+
+
+def _quiet_default_auth_notice() -> None:
+    """A private local Ray starts with Ray's default auth (token) when RAY_AUTH_MODE is unset,
+    and Ray prints a WARNING saying so on every start. That default is this project's choice
+    (`make demo` names it; RAY_AUTH_MODE cannot be set once Ray is imported): drop the notice,
+    nothing else. An explicit RAY_AUTH_MODE is left to Ray."""
+    if os.environ.get("RAY_AUTH_MODE"):
+        return
+    logger = logging.getLogger(RAY_AUTH_LOGGER)
+    if not any(isinstance(f, _DefaultAuthNotice) for f in logger.filters):
+        logger.addFilter(_DefaultAuthNotice())
 
 
 # How long the watchdog gets to exit after SIGTERM before it is killed.
