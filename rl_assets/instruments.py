@@ -4,7 +4,9 @@ An instrument's prices come from, in this order: the run's ``raw_prices`` config
 ``source_path`` (one instrument); ``$RL_ASSETS_PRICES_FILE`` (its file name, or each symbol
 of a multi-ticker file); the prices directory ``$RL_ASSETS_PRICES_DIR`` (default
 ``<repo>/prices``: one file per instrument named after it, or multi-ticker files); the
-embedded generator's instruments (``constants.BUILTIN_INSTRUMENTS``).
+latest content the landing sensor took in for it (``<artifacts>/incoming/landed/<key>.json``:
+its immutable copy of the landed file); the embedded generator's instruments
+(``constants.BUILTIN_INSTRUMENTS``).
 
     python -m rl_assets.instruments list            # registered and discoverable instruments
     python -m rl_assets.instruments scan            # register every instrument found in files
@@ -15,6 +17,7 @@ embedded generator's instruments (``constants.BUILTIN_INSTRUMENTS``).
 
 import argparse
 import os
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,11 +73,65 @@ class InstrumentSource:
     path: str = ""
     symbol: str = ""
     generator: dict = field(default_factory=dict)
+    landed_from: str = ""  # the landing file whose copy ``path`` is
 
     def describe(self) -> str:
         if self.kind == "generator":
             return f"generator {self.generator}"
-        return f"{self.path}" + (f" (symbol {self.symbol})" if self.symbol else "")
+        where = f"{self.path}" + (f" (symbol {self.symbol})" if self.symbol else "")
+        if self.landed_from:
+            return f"landed {self.landed_from}, latest content copied to {where}"
+        return where
+
+
+LANDED_DIR = Path("incoming") / "landed"
+
+
+def _artifacts_root() -> Path:
+    from rl_assets.resources import default_artifacts_root
+
+    return Path(default_artifacts_root())
+
+
+def record_landed(
+    artifacts_root: str | Path, instrument: str, copy: Path, symbol: str, content: str, landed: Path
+) -> None:
+    """The landing sensor's note that ``instrument``'s latest prices are ``copy`` (of the file
+    ``landed``): the schedules, the decay sensor, the signal and ``list`` read it."""
+    from rl_assets.rl.checkpoints import write_json_atomically
+
+    write_json_atomically(
+        Path(artifacts_root) / LANDED_DIR / f"{validate_key(instrument)}.json",
+        {
+            "instrument": instrument,
+            "path": str(copy),
+            "symbol": symbol,
+            "content": content,
+            "landed_from": str(landed),
+            "landed_at": time.time(),
+        },
+    )
+
+
+def landed_sources() -> dict[str, InstrumentSource]:
+    """Every instrument the landing sensor took in, with its latest landed content."""
+    import json
+
+    directory = _artifacts_root() / LANDED_DIR
+    if not directory.is_dir():
+        return {}
+    found = {}
+    for note in sorted(directory.glob("*.json")):
+        try:
+            record = json.loads(note.read_text())
+        except (OSError, ValueError):
+            continue
+        if Path(record["path"]).is_file():
+            found[record["instrument"]] = InstrumentSource(
+                record["instrument"], "file", record["path"], record.get("symbol", ""),
+                landed_from=record.get("landed_from", ""),
+            )  # fmt: skip
+    return found
 
 
 def validate_key(key: str, where: str = "") -> str:
@@ -181,6 +238,9 @@ def resolve(key: str, source_path: str = "", symbol: str = "") -> InstrumentSour
     found = discover()
     if key in found:
         return found[key]
+    landed = landed_sources().get(key)
+    if landed is not None:
+        return landed
     builtin = builtin_source(key)
     if builtin is not None:
         return builtin
@@ -222,9 +282,10 @@ def main(argv: list[str] | None = None) -> int:
         with dg.DagsterInstance.get() as instance:
             if args.command == "list":
                 found = discover()
+                landed = landed_sources()
                 have = registered(instance)
-                for key in sorted({*have, *found}):
-                    source = found.get(key) or builtin_source(key)
+                for key in sorted({*have, *found, *landed}):
+                    source = found.get(key) or landed.get(key) or builtin_source(key)
                     mark = "registered" if key in have else "not registered"
                     where = source.describe() if source else "no prices found"
                     print(f"{key:<16} {mark:<15} {where}")

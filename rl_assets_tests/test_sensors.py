@@ -620,3 +620,51 @@ def test_new_file_content_makes_the_splits_stale_and_the_same_content_does_not(t
         assert status() == StaleStatus.FRESH
         assert materialize(b, selection=[prices.raw_prices])
         assert status() == StaleStatus.STALE
+
+
+# --- instruments that arrived only through the landing folder stay first-class --------------
+
+
+def test_a_landed_instrument_is_found_by_the_schedule_the_decay_sensor_and_the_list(
+    landing, prices_dir, tick, instance, artifacts_dir, capsys
+):
+    from rl_assets import instruments
+    from rl_assets.automation.decay import champion_decay_sensor
+    from rl_assets.registry import Registry
+    from rl_assets.rl import checkpoints
+
+    frames = {"AAA": price_frame(1), "BBB": price_frame(2)}
+    universe = drop(landing, "universe.csv", universe_csv(frames))
+    requests, _, _, added = tick(None, keep=False)  # as if the runs had not happened yet
+    assert sorted(added) == ["AAA", "BBB"]
+    instance.add_dynamic_partitions("instrument", added)  # what the daemon does with them
+    copy = source_of(requests[0])
+    # Nothing in the prices directory or the generator: the landed copy is where they live.
+    source = instruments.resolve("AAA")
+    assert (source.path, source.symbol, source.landed_from) == (str(copy), "AAA", str(universe))
+    assert "landed" in source.describe()
+
+    # The weekly schedule retrains them on that copy.
+    scheduled = {r.partition_key: r for r in schedule_tick(instance, artifacts_dir)}
+    assert set(scheduled) == {"AAA", "BBB"}
+    assert source_of(scheduled["AAA"]).read_bytes() == universe.read_bytes()
+    assert scheduled["AAA"].run_config["ops"]["raw_prices"]["config"]["symbol"] == "AAA"
+
+    # The decay sensor requests a retrain of a decayed champion of a landed instrument.
+    lane = Registry.for_instrument(artifacts_dir / "registry", "AAA")
+    checkpoints.write_json_atomically(lane.pointer, {"version": "v0001"})
+    lane.record_monitoring(
+        {"champion_version": "v0001", "decayed": True, "data_version": "d1",
+         "through": "2024-01-05", "reason": "the edge has decayed"}
+    )  # fmt: skip
+    context = dg.build_sensor_context(
+        instance=instance, resources={"artifacts": ArtifactStoreResource()}
+    )
+    [decay] = champion_decay_sensor(context).run_requests
+    assert decay.partition_key == "AAA" and source_of(decay).read_bytes() == universe.read_bytes()
+
+    # `instruments list` says where each one's prices came from.
+    assert instruments.main(["list"]) == 0
+    listed = capsys.readouterr().out
+    assert re.search(rf"AAA\s+registered\s+landed {re.escape(str(universe))}", listed), listed
+    assert "no prices found" not in listed

@@ -31,6 +31,7 @@ from rl_assets.instruments import (
     instrument_partitions,
     key_from_file,
     price_suffix,
+    record_landed,
     validate_key,
 )
 from rl_assets.resources import ArtifactStoreResource
@@ -232,6 +233,8 @@ def new_prices_sensor(
                 unchanged.append(instrument)
                 continue
             snapshot = snapshot_prices(data, sha256_hex(data), name, artifacts.path)
+            # Its prices from now on, for the schedules, the decay sensor and the signal too.
+            record_landed(artifacts.path, instrument, snapshot, symbol, content, path)
             new_keys.append(instrument)
             requests.append(
                 dg.RunRequest(
