@@ -136,6 +136,7 @@ def test_the_signal_is_a_hand_rollout_of_the_champion_on_the_same_bars(edge_run,
     assert record["as_of"] == str(prices.index[-1].date()) == PROMOTED_ON
     assert record["execute_at"] == "enter at the open of 2024-01-01"
     assert record["session"] == "2024-01-01" and record["signal"] is True
+    assert record["calendar"] == "24/5"  # the generator's bars include exchange holidays
     assert record["policy_probability"] == record["action_probabilities"][str(record["position"])]
     assert record["checkpoint_sha256"] == champion["checkpoint_sha256"]
     assert record["champion_version"] == champion["version"] == "v0001"

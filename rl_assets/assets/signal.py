@@ -6,16 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from rl_assets import constants, display, run_guard
+from rl_assets import calendars, constants, display, run_guard
 from rl_assets.data.schemas import RawPrices, describe_failures, failure_summary
 from rl_assets.data.versions import content_hash
 from rl_assets.deployment import MAX_STALENESS, TRADE_DECAYED_ENV_VAR, trade_decayed_champions
-from rl_assets.failures import DATA, INTEGRITY, NO_CHAMPION, failure
-from rl_assets.instruments import instrument_partitions
+from rl_assets.failures import CONFIG, DATA, INTEGRITY, NO_CHAMPION, failure
+from rl_assets.instruments import InstrumentError, instrument_partitions, resolve
 from rl_assets.promotion.gate import judging_spec
 from rl_assets.registry import ChampionUnusable, file_lock
 from rl_assets.resources import ArtifactStoreResource, GateResource
@@ -36,10 +35,19 @@ class SignalConfig(dg.Config):
     as_of: str = ""
 
 
-def business_days_after(last: pd.Timestamp, as_of: pd.Timestamp) -> int:
-    """Business days after ``last`` up to and including ``as_of``."""
-    start = np.datetime64(last.date()) + np.timedelta64(1, "D")
-    return int(np.busday_count(start, np.datetime64(as_of.date()) + np.timedelta64(1, "D")))
+def instrument_calendar(instrument: str) -> str:
+    """The instrument's exchange calendar (rl_assets.calendars): weekdays for the generator's
+    instruments, which have bars on exchange holidays; XNYS for files unless configured."""
+    try:
+        generated = resolve(instrument).kind == "generator"
+    except InstrumentError:
+        generated = False
+    try:
+        name = calendars.calendar_name(instrument, generated)
+        calendars.calendar(name, pd.Timestamp.now())  # an unknown name stops here, named
+        return name
+    except calendars.CalendarError as err:
+        raise failure(CONFIG, str(err)) from None
 
 
 def write_signal(root: Path, instrument: str, record: dict[str, Any]) -> tuple[Path | None, Path]:
@@ -116,12 +124,16 @@ def trading_signal(
             f"{raw_prices.index[0].date()}); choose a later as_of",
         )
     last = prices.index[-1]
-    session = (last + pd.offsets.BDay(1)).date()
+    calendar = instrument_calendar(instrument)
+    next_day = calendars.next_session(calendar, last)
+    session = next_day.date()
     cost = gate_thresholds.cost_model()
     base = {
         "instrument": instrument,
         "as_of": str(last.date()),
         "session": str(session),
+        "calendar": calendar,
+        "session_open_utc": calendars.session_open_utc(calendar, next_day).isoformat(),
         "execution": cost.execution,
         "champion_version": champion["version"],
         "data_version": content_hash(prices),
@@ -134,12 +146,12 @@ def trading_signal(
         no_signal(artifacts.path, instrument, base, reason)
         return failure(kind, f"{reason}; latest.json now says so, with no position")
 
-    stale = business_days_after(last, as_of)
+    stale = calendars.sessions_after(calendar, last, as_of)
     if stale > max_staleness:
         raise refuse(
             DATA,
-            f"{instrument}: no signal: the last bar is {last.date()}, {stale} business days "
-            f"before {as_of.date()} (limit {max_staleness}); land newer prices and "
+            f"{instrument}: no signal: the last bar is {last.date()}, {stale} {calendar} "
+            f"sessions before {as_of.date()} (limit {max_staleness}); land newer prices and "
             "materialize raw_prices",
         )
     try:
