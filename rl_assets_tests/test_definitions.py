@@ -90,7 +90,11 @@ def test_jobs_sensors_and_schedules_are_exactly_these():
     repo = defs.get_repository_def()
     jobs = {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")}
     assert jobs == {"retrain_job", "signal_job"}
-    assert {s.name for s in repo.sensor_defs} == {"new_prices_sensor", "champion_decay_sensor"}
+    assert {s.name for s in repo.sensor_defs} == {
+        "new_prices_sensor",
+        "champion_decay_sensor",
+        "run_outcome_sensor",
+    }
     assert {s.name for s in repo.schedule_defs} == {
         "weekly_retrain_schedule",
         "daily_signal_schedule",
