@@ -334,6 +334,10 @@ def test_a_champion_altered_after_promotion_gives_no_signal_and_says_why(
         assert (
             latest["position"] is None and "not the policy that passed the gate" in latest["reason"]
         )
+        # In the history under a name of its own: it never overwrites a signal given.
+        name = f"{latest['as_of']}_{latest['champion_version']}_{latest['data_version'][:8]}"
+        history = artifacts / "signals" / EDGE / "history"
+        assert json.loads((history / f"{name}_no-signal.json").read_text()) == latest
     finally:
         weights.write_bytes(original)
 

@@ -57,7 +57,9 @@ def write_signal(root: Path, instrument: str, record: dict[str, Any]) -> tuple[P
     file, fsync, rename). Returns (latest, or None when it was kept, history)."""
     folder = root / SIGNALS_DIR / instrument
     version = record.get("champion_version") or "none"
-    name = f"{record['as_of']}_{version}_{record['data_version'][:8]}.json"
+    # A no-signal record has a name of its own: it never overwrites the signal it supersedes.
+    none = "_no-signal" if record.get("position") is None else ""
+    name = f"{record['as_of']}_{version}_{record['data_version'][:8]}{none}.json"
     history = folder / "history" / name
     checkpoints.write_json_atomically(history, record)
     latest = folder / "latest.json"
