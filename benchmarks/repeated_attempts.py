@@ -300,9 +300,26 @@ def render(results: dict[str, Any]) -> str:
         ]
         lines += [
             "",
-            "With the earlier trial count (a soft cluster count, the design effect of one "
-            "cluster), since replaced by the expected-maximum match, any of 20 with the "
+            "With the first trial count (a soft cluster count, the design effect of one "
+            "cluster), since replaced, any of 20 with the "
             "ledger: " + "; ".join(parts) + ". Correlated attempts were under-counted.",
+        ]
+    mean_match = results.get("simulated_with_expected_max_count")
+    if mean_match:
+        parts = [
+            f"{name} {s['any_of_20_after_ledger']['rate']:.1%} (upper bound "
+            f"{s['any_of_20_after_ledger']['upper95']:.1%}, {s['trials_at_attempt_20']:.1f} "
+            "trials at attempt 20)"
+            for name, s in mean_match.items()
+            if isinstance(s, dict)
+        ]
+        lines += [
+            "",
+            "With the second count (independent trials with the same expected best, "
+            "E[max of N] = sqrt(1 - rho) E[max of n]), since replaced by the 95%-point "
+            "match, any of 20 with the ledger: " + "; ".join(parts) + ": it matched the "
+            "mean of the best attempt, not its tail, and correlated attempts were still "
+            "under-counted.",
         ]
     real = results.get("real")
     if real:
@@ -313,7 +330,8 @@ def render(results: dict[str, Any]) -> str:
             f"(candidate + walk-forward folds on Ray), {real['seconds'] / 60:.0f} min in all: "
             f"promoted before the ledger {real['promoted_before']} of "
             f"{len(real['attempts'])} attempts, with the ledger {real['promoted_after']}; "
-            f"the 20 attempts count as {real['trials_at_last']:.1f} independent trials.",
+            f"the 20 attempts count as {real['trials_at_last']:.1f} independent trials"
+            + (f" ({real['count_note']})." if real.get("count_note") else "."),
             "",
             "| seed | skill Sharpe | DSR alone | DSR counted | trials | before | after |",
             "|---:|---:|---:|---:|---:|---|---|",

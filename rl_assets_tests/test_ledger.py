@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import integrate
 from scipy import stats as sps
 from scipy.optimize import brentq
 
@@ -57,36 +58,51 @@ def test_trial_correlation_by_hand():
     assert trial_correlation(flat, a, min_overlap=3) == (0.0, 0.0, 6)
 
 
+def worth(n: int, rho: float, q: float = 0.95) -> float:
+    """Independent trials whose best has the q-quantile of the best of n correlated rho:
+    written apart from the module (adaptive quadrature over the shared factor, Brent)."""
+    a, b = math.sqrt(rho), math.sqrt(1 - rho)
+
+    def cdf(x):
+        inner = lambda z: sps.norm.pdf(z) * sps.norm.cdf((x - a * z) / b) ** n  # noqa: E731
+        return integrate.quad(inner, -12, 12, limit=200, epsabs=1e-12)[0]
+
+    x = brentq(lambda x: cdf(x) - q, 0.0, 10.0, xtol=1e-12)
+    return math.log(q) / math.log(sps.norm.cdf(x))
+
+
 def test_effective_number_of_trials_by_hand():
-    assert effective_number_of_trials(np.eye(4)) == pytest.approx(4.0, abs=1e-4)
+    assert effective_number_of_trials(np.eye(4)) == pytest.approx(4.0, abs=1e-9)
     assert effective_number_of_trials(np.ones((5, 5))) == 1.0
     assert effective_number_of_trials(np.ones((1, 1))) == 1.0
+    # The reference itself: n unrelated trials are n (Sidak), and at rho 0.5 the 95% point
+    # of the best of 20 is 2.644 (200,000 simulated: 2.644), what the best of 12.5
+    # independent ones reaches 5% of the time.
+    assert worth(7, 1e-9) == pytest.approx(7.0, abs=1e-4)
+    assert worth(20, 0.5) == pytest.approx(12.53, abs=0.01)
 
-    def worth(n: float, rho: float) -> float:
-        """Independent trials whose expected best is sqrt(1 - rho) E[max of n]."""
-        target = math.sqrt(1 - rho) * expected_max_standard_normal(n)
-        return brentq(lambda x: expected_max_standard_normal(x) - target, 1.0, n)
-
-    # Three at a common correlation 0.5: the best of them is 0.707 x E[max of 3] = 0.598
-    # above the shared part, what the best of 2.10 independent ones is.
+    # Three at a common correlation 0.5: 2.59 trials.
     common = np.full((3, 3), 0.5)
     np.fill_diagonal(common, 1.0)
-    assert worth(3, 0.5) == pytest.approx(2.0960, abs=1e-4)
     assert effective_number_of_trials(common) == pytest.approx(worth(3, 0.5), abs=1e-4)
-    # Twenty at 0.5 count 6.6 (the design effect of a mean would say 1.9).
-    twenty = np.full((20, 20), 0.5)
-    np.fill_diagonal(twenty, 1.0)
-    assert effective_number_of_trials(twenty) == pytest.approx(worth(20, 0.5), abs=1e-3)
-    # Two copies beside one unrelated trial: mean correlation 1/3; a little over 2.
+    assert worth(3, 0.5) == pytest.approx(2.5913, abs=1e-4)
+    # Twenty at 0.5 count 12.5 (matching the expected best instead: 8.6; the design effect
+    # of a mean: 1.9). Strongly correlated ones count little; the module's two integrals
+    # (either side of rho 1/2) agree with the reference.
+    for rho in (0.2, 0.5, 0.8, 0.97):
+        twenty = np.full((20, 20), rho)
+        np.fill_diagonal(twenty, 1.0)
+        assert effective_number_of_trials(twenty) == pytest.approx(worth(20, rho), abs=1e-3)
+    # Two copies beside one unrelated trial: mean correlation 1/3; over 2.
     block = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     assert 2.0 < effective_number_of_trials(block) == pytest.approx(worth(3, 1 / 3), abs=1e-4)
     # Shrinkage: 0.3 with a standard error of 0.1 is shrunk by 2 of them to 0.1.
     pair = np.array([[1.0, 0.3], [0.3, 1.0]])
     assert effective_number_of_trials(pair, 0.1) == pytest.approx(worth(2, 0.1), abs=1e-4)
-    assert effective_number_of_trials(pair, 0.2) == pytest.approx(2.0, abs=1e-4)  # noise
+    assert effective_number_of_trials(pair, 0.2) == pytest.approx(2.0, abs=1e-9)  # noise
     # Opposite trials are two trials.
     opposite = np.array([[1.0, -0.9], [-0.9, 1.0]])
-    assert effective_number_of_trials(opposite) == pytest.approx(2.0, abs=1e-4)
+    assert effective_number_of_trials(opposite) == pytest.approx(2.0, abs=1e-9)
 
 
 def test_paired_difference_test_by_hand():
@@ -140,7 +156,7 @@ def test_independent_mostly_long_policies_count_as_independent_trials(seed):
         skill.append(pd.Series(policy - position.mean() * market, index=days))
     counted = effective_trials_of(skill)["trials"]
     assert counted >= 8.5, counted
-    assert effective_trials_of(raw)["trials"] < 5.0  # what correlating raw returns gives (3.6)
+    assert effective_trials_of(raw)["trials"] < 7.0  # what correlating raw returns gives (5.9)
 
 
 def test_the_same_procedure_on_one_more_week_is_nearly_one_trial():
@@ -150,8 +166,8 @@ def test_the_same_procedure_on_one_more_week_is_nearly_one_trial():
     week_later = base.iloc[5:] + 0.001 * rng.standard_normal(1000)  # slightly different folds
     other_seed = pd.Series(0.01 * rng.standard_normal(days.size), index=days)
     # Correlation 0.995, shrunk by two standard errors (computed as if unrelated: generous
-    # to the count) to about 0.89: 1.24 trials.
-    assert effective_trials_of([base.iloc[:1000], week_later])["trials"] < 1.3
+    # to the count) to about 0.89: 1.41 trials.
+    assert effective_trials_of([base.iloc[:1000], week_later])["trials"] < 1.5
     assert effective_trials_of([base, week_later, other_seed])["trials"] > 1.9
 
 

@@ -18,8 +18,9 @@ it): the key is its checkpoint.
 
 Attempts are not all independent. The same procedure rerun on one more week of data has
 nearly the same test returns and is nearly one trial; another seed, config or split is
-another. The count is ``stats.effective_number_of_trials`` of the attempts' skill returns
-on the days they share (never their raw returns, which share the market and would
+another. The count is ``stats.effective_number_of_trials`` (independent trials whose best
+has the same 95% point as the attempts' best) of the attempts' skill returns on the days
+they share (never their raw returns, which share the market and would
 collapse the count).
 
 A reset (``python -m rl_assets.registry --instrument X reset-ledger --reason ...``) starts
