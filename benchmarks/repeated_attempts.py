@@ -262,6 +262,17 @@ def _pct(r: dict[str, float]) -> str:
     return f"{r['rate']:.1%} ({r['hits']}/{r['n']}, 95% upper bound {r['upper95']:.1%})"
 
 
+def _after_ledger(scenarios: dict[str, Any], detail) -> list[str]:
+    """'<scenario> <rate> (upper bound <bound>, <detail>)': each scenario's any-of-20 rate
+    with the ledger, for the lines on earlier trial counts."""
+    return [
+        f"{name} {s['any_of_20_after_ledger']['rate']:.1%} (upper bound "
+        f"{s['any_of_20_after_ledger']['upper95']:.1%}, {detail(s)})"
+        for name, s in scenarios.items()
+        if isinstance(s, dict)
+    ]
+
+
 def render(results: dict[str, Any]) -> str:
     lines = [SECTION_TITLE, ""]
     meta = results.get("meta", {})
@@ -292,12 +303,7 @@ def render(results: dict[str, Any]) -> str:
             )
     earlier = results.get("simulated_with_design_effect_count")
     if earlier:
-        parts = [
-            f"{name} {s['any_of_20_after_ledger']['rate']:.1%} (upper bound "
-            f"{s['any_of_20_after_ledger']['upper95']:.1%}, {s['replications']} replications)"
-            for name, s in earlier.items()
-            if isinstance(s, dict)
-        ]
+        parts = _after_ledger(earlier, lambda s: f"{s['replications']} replications")
         lines += [
             "",
             "With the first trial count (a soft cluster count, the design effect of one "
@@ -306,13 +312,9 @@ def render(results: dict[str, Any]) -> str:
         ]
     mean_match = results.get("simulated_with_expected_max_count")
     if mean_match:
-        parts = [
-            f"{name} {s['any_of_20_after_ledger']['rate']:.1%} (upper bound "
-            f"{s['any_of_20_after_ledger']['upper95']:.1%}, {s['trials_at_attempt_20']:.1f} "
-            "trials at attempt 20)"
-            for name, s in mean_match.items()
-            if isinstance(s, dict)
-        ]
+        parts = _after_ledger(
+            mean_match, lambda s: f"{s['trials_at_attempt_20']:.1f} trials at attempt 20"
+        )
         lines += [
             "",
             "With the second count (independent trials with the same expected best, "

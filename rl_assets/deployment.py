@@ -69,10 +69,6 @@ class Setting:
         return self.kind(run_value)
 
 
-ARTIFACTS_ROOT_HELP = (
-    f"the artifact store (registry, checkpoints, asset values) is ${constants.ARTIFACTS_ENV_VAR}"
-)
-
 FALSE_ALARM_RATE = Setting(
     "false_alarm_rate_per_year",
     "RL_ASSETS_MONITORING_FALSE_ALARM_RATE_PER_YEAR",
